@@ -1,0 +1,96 @@
+"""Where a project's files live. Every stage finds its inputs and outputs here.
+
+A project is any folder with ``distributions/``; ``scistacks --root DIR`` points at one,
+like ``git -C``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from builder.errors import ScistacksError
+
+SPEC_FILE = "distribution.yml"
+
+# conda subdir <-> OCI platform, for the platforms we build images for.
+OCI_PLATFORMS = {
+    "linux-64": "linux/amd64",
+    "linux-aarch64": "linux/arm64",
+    "linux-ppc64le": "linux/ppc64le",
+}
+# Platforms a distribution may lock for (images only exist for the linux ones).
+KNOWN_PLATFORMS = ("linux-64", "linux-aarch64", "linux-ppc64le", "osx-64", "osx-arm64", "win-64")
+
+
+def oci_platform(conda_platform: str) -> str:
+    try:
+        return OCI_PLATFORMS[conda_platform]
+    except KeyError:
+        raise ScistacksError(f"platform {conda_platform!r} has no container image platform") from None
+
+
+def conda_platform(platform: str) -> str:
+    """Accept ``linux/amd64``, ``amd64`` or ``linux-64``; return the conda subdir."""
+    value = platform.strip()
+    if value in KNOWN_PLATFORMS:
+        return value
+    for subdir, oci in OCI_PLATFORMS.items():
+        if value in (oci, oci.split("/", 1)[1]):
+            return subdir
+    raise ScistacksError(
+        f"unknown platform {platform!r} (expected one of {', '.join(OCI_PLATFORMS.values())} "
+        f"or {', '.join(KNOWN_PLATFORMS)})",
+        field="--platform",
+    )
+
+
+@dataclass(frozen=True)
+class Project:
+    root: Path
+
+    @classmethod
+    def at(cls, root: str | os.PathLike | None = None) -> Project:
+        path = Path(root or os.environ.get("SCISTACKS_ROOT") or ".").resolve()
+        if not (path / "distributions").is_dir():
+            raise ScistacksError("not a scistacks project (no distributions/ folder)", file=path)
+        return cls(path)
+
+    # inputs
+    @property
+    def distributions_dir(self) -> Path:
+        return self.root / "distributions"
+
+    def spec_path(self, name: str) -> Path:
+        return self.distributions_dir / name / SPEC_FILE
+
+    def distribution_names(self) -> list[str]:
+        return sorted(p.parent.name for p in self.distributions_dir.glob(f"*/{SPEC_FILE}"))
+
+    # lock stage
+    def lock_dir(self, name: str) -> Path:
+        return self.root / "lockfiles" / name
+
+    def lockfile(self, name: str) -> Path:
+        return self.lock_dir(name) / "conda-lock.yml"
+
+    # context stage
+    def context_dir(self, name: str, platform: str) -> Path:
+        return self.root / "images" / name / platform
+
+    # smoke / publish / profiles outputs (not committed)
+    @property
+    def build_dir(self) -> Path:
+        return self.root / "build"
+
+    def results_dir(self, name: str) -> Path:
+        return self.build_dir / "smoke" / name
+
+    def relative(self, path: str | os.PathLike) -> str:
+        """A path as users should see it in messages: relative to the project when inside it."""
+        p = Path(path)
+        try:
+            return str(p.resolve().relative_to(self.root))
+        except ValueError:
+            return str(p)

@@ -1,0 +1,94 @@
+"""From ``distribution.yml`` files to validated ``DistributionSpec`` models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from builder.errors import SpecError
+from builder.spec import matchspec
+from builder.spec.models import DistributionSpec
+from builder.yamlio import load_yaml
+
+
+def _field_path(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("str", "Notebook", "function-after[_quantity(), union[str,float]]"):
+            continue  # pydantic's union-branch labels mean nothing to users
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def _explain(error: dict) -> str:
+    kind, msg = error["type"], error["msg"]
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required field is missing"
+    if kind == "literal_error" and "platforms" in error["loc"]:
+        return f"unknown platform {error['input']!r} ({msg.replace('Input should be ', 'expected ')})"
+    return msg.replace("Value error, ", "")
+
+
+def parse_spec(path: Path, shown: str) -> DistributionSpec:
+    data = load_yaml(path, shown_as=shown, error=SpecError)
+    if data is None:
+        raise SpecError("empty file: expected a mapping with at least 'name'", file=shown)
+    if not isinstance(data, dict):
+        raise SpecError(f"expected a mapping at the top level, found a {type(data).__name__}", file=shown)
+    try:
+        spec = DistributionSpec.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors()
+        # report the most useful error: unknown keys and missing fields first
+        errors.sort(key=lambda e: (e["type"] not in ("extra_forbidden", "missing"), len(e["loc"])))
+        first = errors[0]
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise SpecError(_explain(first) + more, file=shown, field=_field_path(first["loc"])) from None
+    expected = path.parent.name
+    if spec.name != expected:
+        raise SpecError(f"name {spec.name!r} does not match its folder {expected!r}", file=shown, field="name")
+    for i, dep in enumerate(spec.dependencies):
+        try:
+            parsed = matchspec.parse(dep)
+        except ValueError as exc:
+            raise SpecError(str(exc), file=shown, field=f"dependencies[{i}]") from None
+        if parsed.name.normalized.startswith("__"):
+            raise SpecError(
+                f"{dep!r} is a virtual package: declare it under virtual_packages",
+                file=shown,
+                field=f"dependencies[{i}]",
+            )
+    names = [matchspec.package_name(d) for d in spec.dependencies]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            raise SpecError(f"{name!r} is listed twice", file=shown, field=f"dependencies[{i}]")
+    for i, req in enumerate(spec.pip):
+        _check_pip_requirement(req, shown, f"pip[{i}]")
+    for key in ("post_build", "start"):
+        script = getattr(spec, key)
+        if script is not None and not (path.parent / script).is_file():
+            raise SpecError(f"script {script!r} not found next to the spec", file=shown, field=key)
+    for i, nb in enumerate(spec.notebooks):
+        nb_path = nb if isinstance(nb, str) else nb.path
+        if not nb_path.endswith(".ipynb"):
+            raise SpecError(f"{nb_path!r} is not a .ipynb notebook", file=shown, field=f"notebooks[{i}]")
+    return spec
+
+
+def _check_pip_requirement(req: str, shown: str, field: str) -> None:
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    if not isinstance(req, str):
+        raise SpecError("expected a pip requirement string", file=shown, field=field)
+    if req.startswith(("-", "git+", "http://", "https://")):
+        return  # pip options and URLs are passed through as repo2docker does
+    try:
+        Requirement(req)
+    except InvalidRequirement as exc:
+        raise SpecError(f"invalid pip requirement {req!r}: {exc}", file=shown, field=field) from None

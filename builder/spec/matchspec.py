@@ -1,0 +1,85 @@
+"""Conda match specs: parsing with rattler, and the narrowing rule of layering.
+
+A child distribution may narrow a parent's spec (``xarray`` -> ``xarray >=2025.1``) but not
+contradict it (``python 3.11.*`` under a parent's ``python 3.12.*``). Deciding whether two
+version specs intersect is done by probing: every version literal of either spec, and
+versions just around it, is tested against both specs with rattler's own matcher.
+"""
+
+from __future__ import annotations
+
+import re
+from fnmatch import fnmatchcase
+
+import rattler
+
+_VERSION_LITERAL = re.compile(r"[0-9][0-9A-Za-z._+!]*")
+
+
+def parse(spec: str) -> rattler.MatchSpec:
+    """Parse a conda match spec; raises ValueError with rattler's reason."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise ValueError("empty match spec")
+    try:
+        return rattler.MatchSpec(spec)
+    except Exception as exc:  # rattler raises its own InvalidMatchSpecError
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"invalid match spec {spec!r}: {reason}") from None
+
+
+def package_name(spec: str) -> str:
+    return parse(spec).name.normalized
+
+
+def _probes(literal: str) -> list[str]:
+    """Versions at and just around a literal, to find a point inside an intersection."""
+    literal = literal.rstrip(".*")
+    parts = literal.split(".")
+    out = [literal, f"{literal}.0.1", f"{literal}.99999"]
+    if parts[-1].isdigit():
+        up = [*parts[:-1], str(int(parts[-1]) + 1)]
+        out += [".".join(up), ".".join(up) + ".0.1"]
+        if int(parts[-1]) > 0:
+            down = [*parts[:-1], str(int(parts[-1]) - 1)]
+            out += [".".join(down) + ".99999"]
+    if len(parts) > 1 and parts[0].isdigit():
+        out += [f"{int(parts[0]) + 1}", f"{parts[0]}.99999"]
+    return out
+
+
+def _version_candidates(*version_texts: str) -> list[rattler.Version]:
+    seen, versions = set(), []
+    for text in version_texts:
+        for literal in _VERSION_LITERAL.findall(text or ""):
+            for probe in _probes(literal):
+                if probe in seen:
+                    continue
+                seen.add(probe)
+                try:
+                    versions.append(rattler.Version(probe))
+                except Exception:
+                    continue
+    versions.append(rattler.Version("0"))
+    return versions
+
+
+def _version_spec(text: str | None):
+    if not text or text.strip() in ("*", ""):
+        return None
+    return rattler.VersionSpec(text)
+
+
+def compatible(parent: str, child: str) -> bool:
+    """True when some package could satisfy both specs (so the child only narrows)."""
+    a, b = parse(parent), parse(child)
+    a_ver, b_ver = _version_spec(a.version), _version_spec(b.version)
+    if a_ver is not None and b_ver is not None:
+        candidates = _version_candidates(a.version, b.version)
+        if not any(a_ver.matches(v) and b_ver.matches(v) for v in candidates):
+            return False
+    a_build, b_build = a.build, b.build
+    if a_build and b_build and a_build != "*" and b_build != "*":
+        # two globs agree if either pattern matches the other's literal form
+        if not (fnmatchcase(a_build.replace("*", ""), b_build) or fnmatchcase(b_build.replace("*", ""), a_build)):
+            return False
+    return not (a.channel and b.channel and a.channel.name != b.channel.name)

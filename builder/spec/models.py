@@ -1,0 +1,120 @@
+"""Typed model of ``distributions/NAME/distribution.yml`` (schema version 1).
+
+Field names are what maintainers type for years, so they follow the words of the field:
+conda's ``channels``/``dependencies``, repo2docker's ``apt``/``post_build``/``start``,
+KubeSpawner's ``display_name``/``default_url``/``node_selector``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from builder.project import KNOWN_PLATFORMS
+
+Platform = Literal["linux-64", "linux-aarch64", "linux-ppc64le", "osx-64", "osx-arm64", "win-64"]
+assert set(Platform.__args__) == set(KNOWN_PLATFORMS)
+
+DEFAULT_PLATFORMS: tuple[str, ...] = ("linux-64", "linux-aarch64")
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+# Kubernetes quantities: "4G", "512Mi", "1.5"
+QUANTITY_RE = re.compile(r"^[0-9]+(\.[0-9]+)?([EPTGMk]i?|m)?$")
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+class Quantity(StrictModel):
+    """A Kubernetes resource: what the pod is guaranteed and what it may not exceed."""
+
+    guarantee: str | float | None = None
+    limit: str | float | None = None
+
+    @field_validator("guarantee", "limit")
+    @classmethod
+    def _quantity(cls, value):
+        if value is not None and not QUANTITY_RE.match(str(value)):
+            raise ValueError(f"{value!r} is not a Kubernetes quantity (e.g. 2, 500m, 4G, 8Gi)")
+        return value
+
+
+class Hub(StrictModel):
+    """How the image shows up in a JupyterHub (KubeSpawner) profile list."""
+
+    display_name: str
+    description: str = ""
+    default_url: str | None = None
+    default: bool = False
+    cpu: Quantity | None = None
+    memory: Quantity | None = None
+    gpu: Annotated[int, Field(ge=0)] = 0
+    node_selector: dict[str, str] = {}
+    tolerations: list[dict[str, str | int]] = []
+    # GPU type choices offered to users, e.g. {"T4": {"cloud.google.com/gke-accelerator": "nvidia-tesla-t4"}}
+    gpu_node_choices: dict[str, dict[str, str]] = {}
+
+
+class Notebook(StrictModel):
+    """A sample notebook the smoke stage executes inside the image."""
+
+    path: str
+    timeout: Annotated[int, Field(gt=0)] = 600  # seconds for the whole notebook
+    cell_timeout: Annotated[int, Field(gt=0)] = 300
+    network: bool = False  # opt in: the notebook fetches data
+    platforms: list[Platform] | None = None  # default: every platform of the distribution
+
+
+class DistributionSpec(StrictModel):
+    """One file as written by hand. Layering happens in ``builder.spec.layering``."""
+
+    name: str
+    description: str = ""
+    extends: str | None = None
+    channels: list[str] = []
+    platforms: list[Platform] | None = None  # None: inherit, or DEFAULT_PLATFORMS at the root
+    dependencies: list[str] = []
+    pip: list[str] = []
+    apt: list[str] = []
+    virtual_packages: dict[str, str] = {}
+    notebooks: list[str | Notebook] = []
+    imports: list[str] = []
+    post_build: str | None = None  # a script in the distribution folder (repo2docker's postBuild)
+    start: str | None = None  # a script in the distribution folder (repo2docker's start)
+    base_image: str | None = None  # native engine base; "{arch}" expands to amd64/arm64
+    solve_group: str | None = None  # solve apart from the family under this group name
+    hub: Hub | None = None
+
+    @field_validator("name", "extends", "solve_group")
+    @classmethod
+    def _name(cls, value):
+        if value is not None and not NAME_RE.match(value):
+            raise ValueError(f"{value!r} is not a valid name (lowercase letters, digits, '.', '_', '-')")
+        return value
+
+    @field_validator("virtual_packages")
+    @classmethod
+    def _virtual(cls, value):
+        for key in value:
+            if not key.startswith("__"):
+                raise ValueError(f"{key!r}: virtual package names start with '__' (e.g. __cuda)")
+        return value
+
+    @field_validator("platforms")
+    @classmethod
+    def _platforms(cls, value):
+        if value is not None:
+            if not value:
+                raise ValueError("at least one platform is needed")
+            if len(set(value)) != len(value):
+                raise ValueError("a platform is listed twice")
+        return value
+
+    @model_validator(mode="after")
+    def _notebooks_unique(self):
+        paths = [n if isinstance(n, str) else n.path for n in self.notebooks]
+        if len(set(paths)) != len(paths):
+            raise ValueError("notebooks: a notebook is listed twice")
+        return self

@@ -1,0 +1,52 @@
+"""Reading hand-written YAML with errors that name the file and the line."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from builder.errors import ScistacksError
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys: PyYAML silently keeps the last one."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(path: str | os.PathLike, *, shown_as: str | None = None, error=ScistacksError) -> Any:
+    """Parse a YAML file; any problem becomes one ``error`` naming the file (and line)."""
+    shown = shown_as or os.fspath(path)
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise error("file not found", file=shown) from None
+    except OSError as exc:
+        raise error(f"cannot read: {exc.strerror}", file=shown) from None
+    if b"\x00" in raw:
+        raise error("not a text file (binary content)", file=shown)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise error("not UTF-8 text", file=shown) from None
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "YAML"
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise error(f"invalid YAML: {problem}", file=shown, field=where) from None
+    except yaml.YAMLError as exc:
+        raise error(f"invalid YAML: {exc}", file=shown) from None
