@@ -129,6 +129,79 @@ def new(ctx: Context, name: str, source: Path, parent: str | None, force: bool):
     click.echo(f"wrote {ctx.project.relative(path)}")
 
 
+# ---------------------------------------------------------------- lock
+
+
+def _channel_map(ctx: Context, entries: tuple[str, ...]):
+    from builder.lock import ChannelMap
+
+    return ChannelMap.from_sources(ctx.project.root, entries)
+
+
+channel_map_option = click.option(
+    "--channel-map",
+    "channel_map",
+    multiple=True,
+    metavar="CHANNEL=URL",
+    help="Solve CHANNEL from a mirror, snapshot or folder; lockfiles keep CHANNEL's canonical URLs. "
+    "Also read from $SCISTACKS_CHANNEL_MAP and pyproject's [tool.scistacks.channel-map].",
+)
+
+
+def _parse_date(value: str | None):
+    import datetime as dt
+
+    if value is None:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise ScistacksError(f"expected an ISO date such as 2025-06-30, got {value!r}", field="--exclude-newer") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+
+
+def _progress(req, count, seconds):
+    members = ", ".join(m.name for m in req.members)
+    click.echo(f"  solved {req.group} [{members}] for {req.platform}: {count} packages in {seconds:.2f}s", err=True)
+
+
+@cli.command("lock")
+@click.argument("names", nargs=-1)
+@click.option("--all", "all_", is_flag=True, help="Lock every distribution.")
+@click.option("--check", is_flag=True, help="Only check that every lock matches its spec; exit 1 if not.")
+@channel_map_option
+@click.option("--exclude-newer", metavar="DATE", help="Ignore packages published after DATE (reproduce an older state).")
+@click.option("--engine", type=click.Choice(["rattler", "conda-lock"]), default="rattler", show_default=True,
+              help="rattler: in-process, family-consistent. conda-lock: the reference CLI (needs conda/mamba/micromamba).")
+@pass_ctx
+def lock_cmd(ctx: Context, names, all_, check, channel_map, exclude_newer, engine):
+    """Solve specs into lockfiles/NAME/ (conda-lock.yml, explicit files, packages.md)."""
+    from builder import lock as locking
+
+    catalog = ctx.catalog
+    selected = catalog.select(names, all_)
+    if check:
+        stale = locking.check(ctx.project, catalog, selected)
+        for s in stale:
+            click.echo(f"stale: {s.name}: {s.reason}", err=True)
+        if stale:
+            sys.exit(1)
+        click.echo(f"{len(selected)} lock(s) up to date")
+        return
+    cmap = _channel_map(ctx, channel_map)
+    if engine == "conda-lock":
+        from builder.lock import condalock_engine
+
+        for name in selected:
+            condalock_engine.lock_with_conda_lock(ctx.project, catalog, name, cmap, echo=lambda m: click.echo(m, err=True))
+        return
+    results = locking.lock(ctx.project, catalog, selected, cmap, exclude_newer=_parse_date(exclude_newer), progress=_progress)
+    for r in results:
+        counts = ", ".join(f"{p}: {n}" for p, n in r.counts.items())
+        state = "updated" if r.changed else "unchanged"
+        click.echo(f"{r.name}: {state} ({counts})")
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=argv, prog_name="scistacks", standalone_mode=False)

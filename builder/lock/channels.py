@@ -1,0 +1,113 @@
+"""Channels: canonical names in specs and lockfiles, mirrors for solving.
+
+A lockfile always carries canonical URLs (``https://conda.anaconda.org/conda-forge/...``)
+so that it installs for anyone online. A channel map (``conda-forge=file:///snapshot``)
+says where to read repodata from instead: a mirror, a snapshot or a bundled folder.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import rattler
+
+from builder.errors import LockError
+
+ENV_VAR = "SCISTACKS_CHANNEL_MAP"
+
+
+def canonical_url(channel: str) -> str:
+    """``conda-forge`` -> ``https://conda.anaconda.org/conda-forge/`` (always with a slash)."""
+    try:
+        url = rattler.Channel(channel).base_url
+    except Exception as exc:
+        raise LockError(f"invalid channel {channel!r}: {exc}") from None
+    return url if url.endswith("/") else url + "/"
+
+
+def _as_url(location: str, base: Path) -> str:
+    if re.match(r"^[a-z][a-z0-9+.-]*://", location):
+        url = location
+    else:
+        path = Path(location)
+        url = (path if path.is_absolute() else base / path).resolve().as_uri()
+    return url if url.endswith("/") else url + "/"
+
+
+@dataclass
+class ChannelMap:
+    """canonical channel URL -> URL the repodata is read from."""
+
+    mirrors: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_sources(cls, root: Path, entries: tuple[str, ...] | list[str] = ()) -> ChannelMap:
+        """Project config (``[tool.scistacks.channel-map]`` in pyproject.toml), then the
+        ``SCISTACKS_CHANNEL_MAP`` variable, then ``--channel-map`` options; later wins."""
+        mapping = cls()
+        pyproject = root / "pyproject.toml"
+        if pyproject.is_file():
+            try:
+                config = tomllib.loads(pyproject.read_text())
+            except tomllib.TOMLDecodeError as exc:
+                raise LockError(f"invalid TOML: {exc}", file="pyproject.toml") from None
+            table = config.get("tool", {}).get("scistacks", {}).get("channel-map", {})
+            for name, location in table.items():
+                mapping.add(name, str(location), root, source="pyproject.toml [tool.scistacks.channel-map]")
+        env = os.environ.get(ENV_VAR, "")
+        for entry in re.split(r"[\s,;]+", env.strip()):
+            if entry:
+                mapping.add_entry(entry, Path.cwd(), source=ENV_VAR)
+        for entry in entries:
+            mapping.add_entry(entry, Path.cwd(), source="--channel-map")
+        return mapping
+
+    def add_entry(self, entry: str, base: Path, source: str) -> None:
+        name, sep, location = entry.partition("=")
+        if not sep or not name or not location:
+            raise LockError(f"expected CHANNEL=URL_OR_PATH, got {entry!r}", field=source)
+        self.add(name, location, base, source)
+
+    def add(self, channel: str, location: str, base: Path, source: str) -> None:
+        url = _as_url(location, base)
+        if url.startswith("file://"):
+            local = Path(rattler_path(url))
+            if not local.is_dir():
+                raise LockError(f"mirror for {channel!r} is not a folder: {local}", field=source)
+        self.mirrors[canonical_url(channel)] = url
+
+    def source_url(self, channel: str) -> str:
+        canonical = canonical_url(channel)
+        return self.mirrors.get(canonical, canonical)
+
+    def to_canonical(self, url: str) -> str:
+        """Rewrite a package URL read from a mirror to the canonical channel's URL."""
+        for canonical, mirror in self.mirrors.items():
+            if url.startswith(mirror):
+                return canonical + url[len(mirror):]
+        return url
+
+    def to_mirror(self, url: str) -> str:
+        """Where to download a locked (canonical) package URL from."""
+        for canonical, mirror in self.mirrors.items():
+            if url.startswith(canonical):
+                return mirror + url[len(canonical):]
+        return url
+
+
+def rattler_path(file_url: str) -> str:
+    from urllib.parse import unquote, urlparse
+
+    return unquote(urlparse(file_url).path)
+
+
+def channel_name(url: str) -> str:
+    """The short name users know: ``https://conda.anaconda.org/conda-forge/`` -> ``conda-forge``."""
+    prefix = "https://conda.anaconda.org/"
+    if url.startswith(prefix):
+        return url[len(prefix):].strip("/")
+    return url.rstrip("/")

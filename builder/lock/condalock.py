@@ -1,0 +1,120 @@
+"""conda-lock's unified lockfile format (``conda-lock.yml``, version 1 on disk).
+
+Written and read through conda-lock's own pydantic models, so that ``conda-lock install``,
+``conda-lock render``, micromamba and ``rattler.LockFile`` all read what we write.
+Output is deterministic: packages sorted by (name, platform), no timestamps.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from conda_lock.lockfile.v1.models import HashModel, LockMeta
+from conda_lock.lockfile.v1.models import Lockfile as LockfileV1
+from conda_lock.lockfile.v2prelim.models import LockedDependency, Lockfile
+from conda_lock.models.channel import Channel
+from pydantic import ValidationError
+
+from builder.errors import LockError
+from builder.lock.model import LockedDistribution, LockedPackage
+from builder.yamlio import load_yaml
+
+META_PREFIX = "scistacks."
+
+
+def _dependencies(depends: tuple[str, ...]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for dep in depends:
+        name, _, rest = dep.strip().partition(" ")
+        out[name] = rest.strip() or "*"
+    return dict(sorted(out.items()))
+
+
+def render(locked: LockedDistribution, *, sources: list[str], header: str) -> str:
+    package = [
+        LockedDependency(
+            name=p.name,
+            version=p.version,
+            manager="conda",
+            platform=p.platform,
+            dependencies=_dependencies(p.depends),
+            url=p.url,
+            hash=HashModel(md5=p.md5, sha256=p.sha256 or None),
+            categories={p.category},
+            build=p.build,
+        )
+        for plat in locked.platforms
+        for p in locked.packages[plat]
+    ]
+    metadata = LockMeta(
+        content_hash={plat: locked.inputs_hash for plat in locked.platforms},
+        channels=[Channel.from_string(c) for c in locked.channels],
+        platforms=list(locked.platforms),
+        sources=sources,
+        custom_metadata={META_PREFIX + k: v for k, v in sorted(locked.metadata.items())} or None,
+    )
+    lockfile = Lockfile(package=package, metadata=metadata)
+    lockfile.alphasort_inplace()
+    body = yaml.safe_dump(lockfile.to_v1().dict_for_output(), sort_keys=False, width=1000)
+    return header + body
+
+
+def read(path: Path, shown: str | None = None) -> LockedDistribution:
+    """Read a conda-lock.yml; any problem is a LockError naming the file."""
+    shown = shown or str(path)
+    data = load_yaml(path, shown_as=shown, error=LockError)
+    if not isinstance(data, dict):
+        raise LockError("not a conda-lock file (expected a mapping)", file=shown)
+    version = data.pop("version", None)
+    if version != 1:
+        raise LockError(f"unsupported conda-lock file version {version!r} (expected 1)", file=shown, field="version")
+    try:
+        lockfile = LockfileV1.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(x) for x in err["loc"])
+        raise LockError(f"corrupt lockfile: {err['msg']}", file=shown, field=where) from None
+    meta = lockfile.metadata
+    custom = {
+        k[len(META_PREFIX):]: v for k, v in (meta.custom_metadata or {}).items() if k.startswith(META_PREFIX)
+    }
+    packages: dict[str, list[LockedPackage]] = {plat: [] for plat in meta.platforms}
+    for dep in lockfile.package:
+        if dep.manager != "conda":
+            continue
+        if dep.platform not in packages:
+            raise LockError(f"package {dep.name!r} is locked for unlisted platform {dep.platform!r}", file=shown)
+        file_name = dep.url.rsplit("/", 1)[-1]
+        subdir = dep.url.rsplit("/", 2)[-2] if dep.url.count("/") >= 2 else ""
+        build = dep.build or _build_from_filename(file_name, dep.name, dep.version)
+        packages[dep.platform].append(
+            LockedPackage(
+                name=dep.name,
+                version=dep.version,
+                build=build,
+                platform=dep.platform,
+                url=dep.url,
+                md5=dep.hash.md5 or "",
+                sha256=dep.hash.sha256 or "",
+                subdir=subdir,
+                depends=tuple(f"{n} {s}".strip() if s != "*" else n for n, s in dep.dependencies.items()),
+                category=dep.category,
+            )
+        )
+    for plat in packages:
+        packages[plat].sort(key=lambda p: p.name)
+    hashes = set(meta.content_hash.values())
+    return LockedDistribution(
+        name=custom.get("distribution", Path(path).parent.name),
+        platforms=tuple(meta.platforms),
+        channels=tuple(c.url for c in meta.channels),
+        packages=packages,
+        inputs_hash=hashes.pop() if len(hashes) == 1 else "",
+        metadata=custom,
+    )
+
+
+def _build_from_filename(file_name: str, name: str, version: str) -> str:
+    stem = file_name.removesuffix(".conda").removesuffix(".tar.bz2")
+    return stem.removeprefix(f"{name}-{version}-")
