@@ -72,10 +72,17 @@ def validate(ctx: Context, names: tuple[str, ...]):
     problems: list[ScistacksError] = []
     catalog = Catalog.load(ctx.project, collect=problems)
     if names:
-        unknown = [n for n in names if n not in catalog.specs and not ctx.project.spec_path(n).exists()]
+        unknown = [
+            n for n in names if n not in catalog.specs and not ctx.project.spec_path(n).exists()
+        ]
         for n in unknown:
             problems.append(ScistacksError(f"unknown distribution {n!r}"))
-        wanted = {ctx.project.relative(ctx.project.spec_path(n)) for n in names}
+        # a name is only valid if its whole extends chain is: keep its ancestors' problems
+        wanted: set[str] = set()
+        for n in names:
+            while n and ctx.project.relative(ctx.project.spec_path(n)) not in wanted:
+                wanted.add(ctx.project.relative(ctx.project.spec_path(n)))
+                n = catalog.specs[n].extends if n in catalog.specs else None
         problems = [p for p in problems if p.file is None or p.file in wanted]
     for p in problems:
         click.echo(str(p), err=True)
@@ -92,7 +99,9 @@ def show(ctx: Context, name: str):
     """Print the effective (merged) spec of NAME as YAML."""
     import yaml
 
-    click.echo(yaml.safe_dump(ctx.catalog.get(name).to_dict(), sort_keys=False, width=100), nl=False)
+    click.echo(
+        yaml.safe_dump(ctx.catalog.get(name).to_dict(), sort_keys=False, width=100), nl=False
+    )
 
 
 @cli.command("list")
@@ -108,7 +117,12 @@ def list_(ctx: Context):
         click.echo(f"{prefix}{branch}{name}  [{platforms}]  {dist.description}".rstrip())
         kids = catalog.children(name)
         for i, kid in enumerate(kids):
-            walk(kid, prefix + ("" if top else ("    " if last else "│   ")), i == len(kids) - 1, False)
+            walk(
+                kid,
+                prefix + ("" if top else ("    " if last else "│   ")),
+                i == len(kids) - 1,
+                False,
+            )
 
     for root in [n for n in catalog.names() if catalog.get(n).parent is None]:
         walk(root, "", True, True)
@@ -116,8 +130,13 @@ def list_(ctx: Context):
 
 @cli.command()
 @click.argument("name")
-@click.option("--from", "source", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="An existing environment.yml (repo2docker/binder style).")
+@click.option(
+    "--from",
+    "source",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="An existing environment.yml (repo2docker/binder style).",
+)
 @click.option("--extends", "parent", help="Parent distribution; what it provides is dropped.")
 @click.option("--force", is_flag=True, help="Overwrite an existing distribution.")
 @pass_ctx
@@ -156,23 +175,39 @@ def _parse_date(value: str | None):
     try:
         parsed = dt.datetime.fromisoformat(value)
     except ValueError:
-        raise ScistacksError(f"expected an ISO date such as 2025-06-30, got {value!r}", field="--exclude-newer") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+        raise ScistacksError(
+            f"expected an ISO date such as 2025-06-30, got {value!r}", field="--exclude-newer"
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 def _progress(req, count, seconds):
     members = ", ".join(m.name for m in req.members)
-    click.echo(f"  solved {req.group} [{members}] for {req.platform}: {count} packages in {seconds:.2f}s", err=True)
+    click.echo(
+        f"  solved {req.group} [{members}] for {req.platform}: {count} packages in {seconds:.2f}s",
+        err=True,
+    )
 
 
 @cli.command("lock")
 @click.argument("names", nargs=-1)
 @click.option("--all", "all_", is_flag=True, help="Lock every distribution.")
-@click.option("--check", is_flag=True, help="Only check that every lock matches its spec; exit 1 if not.")
+@click.option(
+    "--check", is_flag=True, help="Only check that every lock matches its spec; exit 1 if not."
+)
 @channel_map_option
-@click.option("--exclude-newer", metavar="DATE", help="Ignore packages published after DATE (reproduce an older state).")
-@click.option("--engine", type=click.Choice(["rattler", "conda-lock"]), default="rattler", show_default=True,
-              help="rattler: in-process, family-consistent. conda-lock: the reference CLI (needs conda/mamba/micromamba).")
+@click.option(
+    "--exclude-newer",
+    metavar="DATE",
+    help="Ignore packages published after DATE (reproduce an older state).",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["rattler", "conda-lock"]),
+    default="rattler",
+    show_default=True,
+    help="rattler: in-process, family-consistent. conda-lock: the reference CLI (needs conda/mamba/micromamba).",
+)
 @pass_ctx
 def lock_cmd(ctx: Context, names, all_, check, channel_map, exclude_newer, engine):
     """Solve specs into lockfiles/NAME/ (conda-lock.yml, explicit files, packages.md)."""
@@ -193,9 +228,18 @@ def lock_cmd(ctx: Context, names, all_, check, channel_map, exclude_newer, engin
         from builder.lock import condalock_engine
 
         for name in selected:
-            condalock_engine.lock_with_conda_lock(ctx.project, catalog, name, cmap, echo=lambda m: click.echo(m, err=True))
+            condalock_engine.lock_with_conda_lock(
+                ctx.project, catalog, name, cmap, echo=lambda m: click.echo(m, err=True)
+            )
         return
-    results = locking.lock(ctx.project, catalog, selected, cmap, exclude_newer=_parse_date(exclude_newer), progress=_progress)
+    results = locking.lock(
+        ctx.project,
+        catalog,
+        selected,
+        cmap,
+        exclude_newer=_parse_date(exclude_newer),
+        progress=_progress,
+    )
     for r in results:
         counts = ", ".join(f"{p}: {n}" for p, n in r.counts.items())
         state = "updated" if r.changed else "unchanged"
@@ -224,6 +268,9 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # a bug of ours: still one line, unless debugging
         if os.environ.get("SCISTACKS_DEBUG"):
             raise
-        click.echo(f"internal error: {type(exc).__name__}: {exc} (set SCISTACKS_DEBUG=1 for a traceback)", err=True)
+        click.echo(
+            f"internal error: {type(exc).__name__}: {exc} (set SCISTACKS_DEBUG=1 for a traceback)",
+            err=True,
+        )
         sys.exit(2)
     sys.exit(0)

@@ -57,7 +57,9 @@ class ChannelMap:
                 raise LockError(f"invalid TOML: {exc}", file="pyproject.toml") from None
             table = config.get("tool", {}).get("scistacks", {}).get("channel-map", {})
             for name, location in table.items():
-                mapping.add(name, str(location), root, source="pyproject.toml [tool.scistacks.channel-map]")
+                mapping.add(
+                    name, str(location), root, source="pyproject.toml [tool.scistacks.channel-map]"
+                )
         env = os.environ.get(ENV_VAR, "")
         for entry in re.split(r"[\s,;]+", env.strip()):
             if entry:
@@ -88,14 +90,14 @@ class ChannelMap:
         """Rewrite a package URL read from a mirror to the canonical channel's URL."""
         for canonical, mirror in self.mirrors.items():
             if url.startswith(mirror):
-                return canonical + url[len(mirror):]
+                return canonical + url[len(mirror) :]
         return url
 
     def to_mirror(self, url: str) -> str:
         """Where to download a locked (canonical) package URL from."""
         for canonical, mirror in self.mirrors.items():
             if url.startswith(canonical):
-                return mirror + url[len(canonical):]
+                return mirror + url[len(canonical) :]
         return url
 
 
@@ -109,5 +111,5 @@ def channel_name(url: str) -> str:
     """The short name users know: ``https://conda.anaconda.org/conda-forge/`` -> ``conda-forge``."""
     prefix = "https://conda.anaconda.org/"
     if url.startswith(prefix):
-        return url[len(prefix):].strip("/")
+        return url[len(prefix) :].strip("/")
     return url.rstrip("/")

@@ -68,7 +68,11 @@ def read(path: Path, shown: str | None = None) -> LockedDistribution:
         raise LockError("not a conda-lock file (expected a mapping)", file=shown)
     version = data.pop("version", None)
     if version != 1:
-        raise LockError(f"unsupported conda-lock file version {version!r} (expected 1)", file=shown, field="version")
+        raise LockError(
+            f"unsupported conda-lock file version {version!r} (expected 1)",
+            file=shown,
+            field="version",
+        )
     try:
         lockfile = LockfileV1.model_validate(data)
     except ValidationError as exc:
@@ -77,14 +81,18 @@ def read(path: Path, shown: str | None = None) -> LockedDistribution:
         raise LockError(f"corrupt lockfile: {err['msg']}", file=shown, field=where) from None
     meta = lockfile.metadata
     custom = {
-        k[len(META_PREFIX):]: v for k, v in (meta.custom_metadata or {}).items() if k.startswith(META_PREFIX)
+        k[len(META_PREFIX) :]: v
+        for k, v in (meta.custom_metadata or {}).items()
+        if k.startswith(META_PREFIX)
     }
     packages: dict[str, list[LockedPackage]] = {plat: [] for plat in meta.platforms}
     for dep in lockfile.package:
         if dep.manager != "conda":
             continue
         if dep.platform not in packages:
-            raise LockError(f"package {dep.name!r} is locked for unlisted platform {dep.platform!r}", file=shown)
+            raise LockError(
+                f"package {dep.name!r} is locked for unlisted platform {dep.platform!r}", file=shown
+            )
         file_name = dep.url.rsplit("/", 1)[-1]
         subdir = dep.url.rsplit("/", 2)[-2] if dep.url.count("/") >= 2 else ""
         build = dep.build or _build_from_filename(file_name, dep.name, dep.version)
@@ -98,7 +106,9 @@ def read(path: Path, shown: str | None = None) -> LockedDistribution:
                 md5=dep.hash.md5 or "",
                 sha256=dep.hash.sha256 or "",
                 subdir=subdir,
-                depends=tuple(f"{n} {s}".strip() if s != "*" else n for n, s in dep.dependencies.items()),
+                depends=tuple(
+                    f"{n} {s}".strip() if s != "*" else n for n, s in dep.dependencies.items()
+                ),
                 category=dep.category,
             )
         )

@@ -36,11 +36,17 @@ def virtual_packages(platform: str, declared: dict[str, str]) -> list[GenericVir
             continue
         values[name] = version
     out = [
-        GenericVirtualPackage(PackageName("__archspec"), Version("1"), BuildString(ARCHSPEC[platform]))
+        GenericVirtualPackage(
+            PackageName("__archspec"), Version("1"), BuildString(ARCHSPEC[platform])
+        )
     ]
     for name, version in sorted(values.items()):
         try:
-            out.append(GenericVirtualPackage(PackageName(name), Version(str(version)), BuildString("0")))
+            out.append(
+                GenericVirtualPackage(PackageName(name), Version(str(version)), BuildString("0"))
+            )
         except Exception as exc:
-            raise LockError(f"invalid virtual package {name}={version!r}: {exc}", field="virtual_packages") from None
+            raise LockError(
+                f"invalid virtual package {name}={version!r}: {exc}", field="virtual_packages"
+            ) from None
     return out

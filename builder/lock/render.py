@@ -32,9 +32,16 @@ def packages_md(locked: LockedDistribution, direct: set[str], inherited: set[str
     ]
     for platform in locked.platforms:
         pkgs = locked.packages[platform]
-        out += [f"## {platform} ({len(pkgs)} packages)", "", "| Package | Version | Build | Channel | Origin |", "|---|---|---|---|---|"]
+        out += [
+            f"## {platform} ({len(pkgs)} packages)",
+            "",
+            "| Package | Version | Build | Channel | Origin |",
+            "|---|---|---|---|---|",
+        ]
         for p in pkgs:
             origin = "direct" if p.name in direct else "parent" if p.name in inherited else ""
-            out.append(f"| {p.name} | {p.version} | {p.build} | {channel_name(p.channel)} | {origin} |")
+            out.append(
+                f"| {p.name} | {p.version} | {p.build} | {channel_name(p.channel)} | {origin} |"
+            )
         out.append("")
     return "\n".join(out)

@@ -60,14 +60,23 @@ def _short_reason(exc: Exception, specs: list[str]) -> str:
     """rattler's explanation, cut down to the lines that name packages."""
     text = str(exc)
     lines = [ln.rstrip() for ln in text.splitlines() if ln.strip()]
-    keep = [ln.strip(" │├└─") for ln in lines if re.search(r"cannot be installed|conflict|no candidates|which cannot|requires|is locked|is pinned", ln)]
+    keep = [
+        ln.strip(" │├└─")
+        for ln in lines
+        if re.search(
+            r"cannot be installed|conflict|no candidates|which cannot|requires|is locked|is pinned",
+            ln,
+        )
+    ]
     keep = [k for k in keep if k] or lines[:3]
     if len(keep) > 6:
         keep = [*keep[:6], f"... ({len(keep) - 6} more lines)"]
     return "; ".join(keep)
 
 
-async def _solve(req: GroupSolve, cmap: ChannelMap, gateway: rattler.Gateway, exclude_newer) -> list[rattler.RepoDataRecord]:
+async def _solve(
+    req: GroupSolve, cmap: ChannelMap, gateway: rattler.Gateway, exclude_newer
+) -> list[rattler.RepoDataRecord]:
     sources = [rattler.Channel(cmap.source_url(c)) for c in req.channels]
     return await rattler.solve(
         sources=sources,
@@ -81,12 +90,16 @@ async def _solve(req: GroupSolve, cmap: ChannelMap, gateway: rattler.Gateway, ex
     )
 
 
-async def _explain_failure(req: GroupSolve, cmap, gateway, exclude_newer, exc: Exception) -> LockError:
+async def _explain_failure(
+    req: GroupSolve, cmap, gateway, exclude_newer, exc: Exception
+) -> LockError:
     """Find which members clash: each alone, then the smallest failing pair."""
     where = f"{req.group} on {req.platform}"
     if len(req.members) > 1:
         for m in req.members:
-            alone = GroupSolve(req.group, req.platform, [m], req.pinned, req.locked, req.specs_override)
+            alone = GroupSolve(
+                req.group, req.platform, [m], req.pinned, req.locked, req.specs_override
+            )
             try:
                 await _solve(alone, cmap, gateway, exclude_newer)
             except Exception as inner:
@@ -100,7 +113,9 @@ async def _explain_failure(req: GroupSolve, cmap, gateway, exclude_newer, exc: E
             for b in req.members[i + 1 :]:
                 if a.name in b.chain or b.name in a.chain:
                     continue
-                pair = GroupSolve(req.group, req.platform, [a, b], req.pinned, req.locked, req.specs_override)
+                pair = GroupSolve(
+                    req.group, req.platform, [a, b], req.pinned, req.locked, req.specs_override
+                )
                 try:
                     await _solve(pair, cmap, gateway, exclude_newer)
                 except Exception as inner:
@@ -111,12 +126,20 @@ async def _explain_failure(req: GroupSolve, cmap, gateway, exclude_newer, exc: E
                         file=b.spec_files[-1],
                         field="dependencies",
                     )
-        return LockError(f"solve group {where} ({', '.join(names)}) is unsolvable: {_short_reason(exc, req.specs)}")
+        return LockError(
+            f"solve group {where} ({', '.join(names)}) is unsolvable: {_short_reason(exc, req.specs)}"
+        )
     m = req.members[0]
-    return LockError(f"cannot be solved on {req.platform}: {_short_reason(exc, req.specs)}", file=m.spec_files[-1], field="dependencies")
+    return LockError(
+        f"cannot be solved on {req.platform}: {_short_reason(exc, req.specs)}",
+        file=m.spec_files[-1],
+        field="dependencies",
+    )
 
 
-def closure(specs: list[str], records: list[rattler.RepoDataRecord]) -> list[rattler.RepoDataRecord]:
+def closure(
+    specs: list[str], records: list[rattler.RepoDataRecord]
+) -> list[rattler.RepoDataRecord]:
     """The records needed by ``specs`` inside a solved set with one record per name."""
     by_name = {r.name.normalized: r for r in records}
     todo = [rattler.MatchSpec(s).name.normalized for s in specs]
@@ -133,8 +156,13 @@ def closure(specs: list[str], records: list[rattler.RepoDataRecord]) -> list[rat
     return sorted((by_name[n] for n in seen), key=lambda r: r.name.normalized)
 
 
-def solve_all(requests: list[GroupSolve], cmap: ChannelMap, *, exclude_newer: dt.datetime | None = None,
-              progress=None) -> dict[tuple[str, str], list[rattler.RepoDataRecord]]:
+def solve_all(
+    requests: list[GroupSolve],
+    cmap: ChannelMap,
+    *,
+    exclude_newer: dt.datetime | None = None,
+    progress=None,
+) -> dict[tuple[str, str], list[rattler.RepoDataRecord]]:
     """Solve every request; returns (group, platform) -> union records. Raises on the first failure."""
 
     async def run():
@@ -148,7 +176,10 @@ def solve_all(requests: list[GroupSolve], cmap: ChannelMap, *, exclude_newer: dt
                 if isinstance(exc, LockError):
                     raise
                 if _is_network_error(exc):
-                    raise LockError(f"cannot read channel repodata: {_first_line(exc)}", field=", ".join(cmap.source_url(c) for c in req.channels)) from None
+                    raise LockError(
+                        f"cannot read channel repodata: {_first_line(exc)}",
+                        field=", ".join(cmap.source_url(c) for c in req.channels),
+                    ) from None
                 raise await _explain_failure(req, cmap, gateway, exclude_newer, exc) from None
             out[(req.group, req.platform)] = records
             if progress:
@@ -167,5 +198,13 @@ def _is_network_error(exc: Exception) -> bool:
     name = type(exc).__name__
     text = str(exc).lower()
     return name in ("FetchRepoDataError", "GatewayError", "IoError") or any(
-        s in text for s in ("error sending request", "dns error", "connection refused", "failed to fetch", "no such file or directory", "404")
+        s in text
+        for s in (
+            "error sending request",
+            "dns error",
+            "connection refused",
+            "failed to fetch",
+            "no such file or directory",
+            "404",
+        )
     )

@@ -55,7 +55,7 @@ class Catalog:
             if spec.extends is not None:
                 if spec.extends in trail or spec.extends == name:
                     loop = [*trail, name]
-                    cycle = " -> ".join([*loop[loop.index(spec.extends):], spec.extends])
+                    cycle = " -> ".join([*loop[loop.index(spec.extends) :], spec.extends])
                     raise SpecError(f"extends cycle: {cycle}", file=shown, field="extends")
                 if spec.extends not in specs and spec.extends not in broken:
                     raise SpecError(
@@ -64,7 +64,11 @@ class Catalog:
                         file=shown,
                         field="extends",
                     )
-                parent = resolve(spec.extends, (*trail, name))
+                try:
+                    parent = resolve(spec.extends, (*trail, name))
+                except SpecError:
+                    broken.add(spec.extends)  # every name on the failed chain: reported once
+                    raise
                 if parent is None:
                     return None  # the parent's own error is reported already
             dist = merge(parent, spec, shown)

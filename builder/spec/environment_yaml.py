@@ -11,6 +11,7 @@ from builder.errors import SpecError
 from builder.fsutil import write_atomic
 from builder.project import Project
 from builder.spec import matchspec
+from builder.spec.loader import _check_pip_requirement
 from builder.yamlio import load_yaml
 
 _KNOWN_KEYS = {"name", "channels", "dependencies", "prefix", "variables"}
@@ -35,11 +36,21 @@ def read_environment(path: Path) -> tuple[list[str], list[str], list[str]]:
     for i, dep in enumerate(deps_in):
         if isinstance(dep, dict) and set(dep) == {"pip"}:
             if not isinstance(dep["pip"], list):
-                raise SpecError("expected a list of pip requirements", file=shown, field=f"dependencies[{i}].pip")
+                raise SpecError(
+                    "expected a list of pip requirements",
+                    file=shown,
+                    field=f"dependencies[{i}].pip",
+                )
             pip += [str(r) for r in dep["pip"]]
+            for k, req in enumerate(dep["pip"]):  # name this file, not the spec made from it
+                _check_pip_requirement(str(req), shown, f"dependencies[{i}].pip[{k}]")
             continue
         if not isinstance(dep, str):
-            raise SpecError("expected a match spec string or a 'pip:' list", file=shown, field=f"dependencies[{i}]")
+            raise SpecError(
+                "expected a match spec string or a 'pip:' list",
+                file=shown,
+                field=f"dependencies[{i}]",
+            )
         # environment.yml allows "numpy=1.26" and "numpy==1.26"; rattler parses both
         try:
             matchspec.parse(dep)
@@ -49,7 +60,9 @@ def read_environment(path: Path) -> tuple[list[str], list[str], list[str]]:
     return channels, deps, pip
 
 
-def new_distribution(project: Project, name: str, source: Path, *, parent: str | None, force: bool) -> Path:
+def new_distribution(
+    project: Project, name: str, source: Path, *, parent: str | None, force: bool
+) -> Path:
     from builder.spec import Catalog
     from builder.spec.models import NAME_RE
 
@@ -70,9 +83,13 @@ def new_distribution(project: Project, name: str, source: Path, *, parent: str |
         provided_channels = list(dist.channels)
         # a bare name the parent already lists adds nothing; a narrower spec stays
         deps = [
-            d for d in deps
+            d
+            for d in deps
             if d not in provided_deps
-            and not (matchspec.package_name(d) in provided_names and d.strip() == matchspec.package_name(d))
+            and not (
+                matchspec.package_name(d) in provided_names
+                and d.strip() == matchspec.package_name(d)
+            )
         ]
         for d in deps:
             pname = matchspec.package_name(d)

@@ -58,7 +58,9 @@ class Distribution:
     base_image: str | None
     solve_group: str | None
     hub: Hub | None
-    origins: dict[str, str] = field(default_factory=dict, compare=False)  # package -> declaring file
+    origins: dict[str, str] = field(
+        default_factory=dict, compare=False
+    )  # package -> declaring file
     own: DistributionSpec = field(repr=False, compare=False, default=None)
 
     @property
@@ -172,15 +174,14 @@ def merge(parent: Distribution | None, spec: DistributionSpec, spec_file: str) -
     channels += [c for c in spec.channels if c not in channels]
     for i, dep in enumerate(spec.dependencies):
         name = matchspec.package_name(dep)
-        if name in deps and parent is not None:
-            if not matchspec.compatible(deps[name], dep):
-                owner = parent.origins.get(name, parent.spec_files[-1])
-                raise SpecError(
-                    f"{dep!r} contradicts {deps[name]!r} from {owner}; a child may narrow a "
-                    "parent's spec but not contradict it",
-                    file=spec_file,
-                    field=f"dependencies[{i}]",
-                )
+        if name in deps and parent is not None and not matchspec.compatible(deps[name], dep):
+            owner = parent.origins.get(name, parent.spec_files[-1])
+            raise SpecError(
+                f"{dep!r} contradicts {deps[name]!r} from {owner}; a child may narrow a "
+                "parent's spec but not contradict it",
+                file=spec_file,
+                field=f"dependencies[{i}]",
+            )
         deps[name] = dep
         origins[name] = spec_file
         if dep not in constraints:
@@ -231,4 +232,3 @@ def merge(parent: Distribution | None, spec: DistributionSpec, spec_file: str) -
         origins=origins,
         own=spec,
     )
-

@@ -31,7 +31,9 @@ def _explain(error: dict) -> str:
     if kind == "missing":
         return "required field is missing"
     if kind == "literal_error" and "platforms" in error["loc"]:
-        return f"unknown platform {error['input']!r} ({msg.replace('Input should be ', 'expected ')})"
+        return (
+            f"unknown platform {error['input']!r} ({msg.replace('Input should be ', 'expected ')})"
+        )
     return msg.replace("Value error, ", "")
 
 
@@ -40,7 +42,9 @@ def parse_spec(path: Path, shown: str) -> DistributionSpec:
     if data is None:
         raise SpecError("empty file: expected a mapping with at least 'name'", file=shown)
     if not isinstance(data, dict):
-        raise SpecError(f"expected a mapping at the top level, found a {type(data).__name__}", file=shown)
+        raise SpecError(
+            f"expected a mapping at the top level, found a {type(data).__name__}", file=shown
+        )
     try:
         spec = DistributionSpec.model_validate(data)
     except ValidationError as exc:
@@ -49,10 +53,14 @@ def parse_spec(path: Path, shown: str) -> DistributionSpec:
         errors.sort(key=lambda e: (e["type"] not in ("extra_forbidden", "missing"), len(e["loc"])))
         first = errors[0]
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise SpecError(_explain(first) + more, file=shown, field=_field_path(first["loc"])) from None
+        raise SpecError(
+            _explain(first) + more, file=shown, field=_field_path(first["loc"])
+        ) from None
     expected = path.parent.name
     if spec.name != expected:
-        raise SpecError(f"name {spec.name!r} does not match its folder {expected!r}", file=shown, field="name")
+        raise SpecError(
+            f"name {spec.name!r} does not match its folder {expected!r}", file=shown, field="name"
+        )
     for i, dep in enumerate(spec.dependencies):
         try:
             parsed = matchspec.parse(dep)
@@ -77,7 +85,9 @@ def parse_spec(path: Path, shown: str) -> DistributionSpec:
     for i, nb in enumerate(spec.notebooks):
         nb_path = nb if isinstance(nb, str) else nb.path
         if not nb_path.endswith(".ipynb"):
-            raise SpecError(f"{nb_path!r} is not a .ipynb notebook", file=shown, field=f"notebooks[{i}]")
+            raise SpecError(
+                f"{nb_path!r} is not a .ipynb notebook", file=shown, field=f"notebooks[{i}]"
+            )
     return spec
 
 
@@ -91,4 +101,6 @@ def _check_pip_requirement(req: str, shown: str, field: str) -> None:
     try:
         Requirement(req)
     except InvalidRequirement as exc:
-        raise SpecError(f"invalid pip requirement {req!r}: {exc}", file=shown, field=field) from None
+        raise SpecError(
+            f"invalid pip requirement {req!r}: {exc}", file=shown, field=field
+        ) from None

@@ -9,7 +9,6 @@ versions just around it, is tested against both specs with rattler's own matcher
 from __future__ import annotations
 
 import re
-from fnmatch import fnmatchcase
 
 import rattler
 
@@ -69,6 +68,31 @@ def _version_spec(text: str | None):
     return rattler.VersionSpec(text)
 
 
+def _globs_intersect(a: str, b: str) -> bool:
+    """True when some build string matches both ``*`` globs (``cuda*`` and ``*py312*`` do:
+    ``cuda126_py312_0``). Walks the product of the two patterns' automata."""
+    todo, seen = [(0, 0)], set()
+    while todo:
+        i, j = todo.pop()
+        if (i, j) in seen:
+            continue
+        seen.add((i, j))
+        if i == len(a) and j == len(b):
+            return True
+        ca, cb = a[i : i + 1], b[j : j + 1]
+        if ca == "*":
+            todo.append((i + 1, j))  # a's star stops
+            if cb and cb != "*":
+                todo.append((i, j + 1))  # a's star eats b's literal
+        if cb == "*":
+            todo.append((i, j + 1))
+            if ca and ca != "*":
+                todo.append((i + 1, j))
+        if ca and ca == cb and ca != "*":
+            todo.append((i + 1, j + 1))
+    return False
+
+
 def compatible(parent: str, child: str) -> bool:
     """True when some package could satisfy both specs (so the child only narrows)."""
     a, b = parse(parent), parse(child)
@@ -78,8 +102,6 @@ def compatible(parent: str, child: str) -> bool:
         if not any(a_ver.matches(v) and b_ver.matches(v) for v in candidates):
             return False
     a_build, b_build = a.build, b.build
-    if a_build and b_build and a_build != "*" and b_build != "*":
-        # two globs agree if either pattern matches the other's literal form
-        if not (fnmatchcase(a_build.replace("*", ""), b_build) or fnmatchcase(b_build.replace("*", ""), a_build)):
-            return False
+    if a_build and b_build and not _globs_intersect(a_build, b_build):
+        return False
     return not (a.channel and b.channel and a.channel.name != b.channel.name)

@@ -91,7 +91,9 @@ class DistributionSpec(StrictModel):
     @classmethod
     def _name(cls, value):
         if value is not None and not NAME_RE.match(value):
-            raise ValueError(f"{value!r} is not a valid name (lowercase letters, digits, '.', '_', '-')")
+            raise ValueError(
+                f"{value!r} is not a valid name (lowercase letters, digits, '.', '_', '-')"
+            )
         return value
 
     @field_validator("virtual_packages")
