@@ -32,8 +32,20 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def load_yaml(path: str | os.PathLike, *, shown_as: str | None = None, error=ScistacksError) -> Any:
-    """Parse a YAML file; any problem becomes one ``error`` naming the file (and line)."""
+_FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def load_yaml(
+    path: str | os.PathLike,
+    *,
+    shown_as: str | None = None,
+    error=ScistacksError,
+    machine_written: bool = False,
+) -> Any:
+    """Parse a YAML file; any problem becomes one ``error`` naming the file (and line).
+
+    ``machine_written`` files (lockfiles) skip the duplicate-key check for libyaml's speed.
+    """
     shown = shown_as or os.fspath(path)
     try:
         raw = Path(path).read_bytes()
@@ -48,7 +60,8 @@ def load_yaml(path: str | os.PathLike, *, shown_as: str | None = None, error=Sci
     except UnicodeDecodeError:
         raise error("not UTF-8 text", file=shown) from None
     try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
+        loader = _FAST_LOADER if machine_written else _UniqueKeyLoader  # both SafeLoaders
+        return yaml.load(text, Loader=loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "YAML"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
 from conda_lock.lockfile.v1.models import HashModel, LockMeta
 from conda_lock.lockfile.v1.models import Lockfile as LockfileV1
 from conda_lock.lockfile.v2prelim.models import LockedDependency, Lockfile
@@ -17,6 +16,7 @@ from conda_lock.models.channel import Channel
 from pydantic import ValidationError
 
 from builder.errors import LockError
+from builder.lock import yamlfast
 from builder.lock.model import LockedDistribution, LockedPackage
 from builder.yamlio import load_yaml
 
@@ -56,14 +56,14 @@ def render(locked: LockedDistribution, *, sources: list[str], header: str) -> st
     )
     lockfile = Lockfile(package=package, metadata=metadata)
     lockfile.alphasort_inplace()
-    body = yaml.safe_dump(lockfile.to_v1().dict_for_output(), sort_keys=False, width=1000)
+    body = yamlfast.dump(lockfile.to_v1().dict_for_output())
     return header + body
 
 
 def read(path: Path, shown: str | None = None) -> LockedDistribution:
     """Read a conda-lock.yml; any problem is a LockError naming the file."""
     shown = shown or str(path)
-    data = load_yaml(path, shown_as=shown, error=LockError)
+    data = load_yaml(path, shown_as=shown, error=LockError, machine_written=True)
     if not isinstance(data, dict):
         raise LockError("not a conda-lock file (expected a mapping)", file=shown)
     version = data.pop("version", None)

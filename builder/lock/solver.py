@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import re
+import time
 from dataclasses import dataclass
 
 import rattler
@@ -165,26 +166,25 @@ def solve_all(
 ) -> dict[tuple[str, str], list[rattler.RepoDataRecord]]:
     """Solve every request; returns (group, platform) -> union records. Raises on the first failure."""
 
+    async def one(req: GroupSolve, gateway: rattler.Gateway):
+        start = time.perf_counter()
+        try:
+            records = await _solve(req, cmap, gateway, exclude_newer)
+        except Exception as exc:
+            if _is_network_error(exc):
+                sources = ", ".join(cmap.source_url(c) for c in req.channels)
+                raise LockError(
+                    f"cannot read channel repodata: {_first_line(exc)}", field=sources
+                ) from None
+            raise await _explain_failure(req, cmap, gateway, exclude_newer, exc) from None
+        if progress:
+            progress(req, len(records), time.perf_counter() - start)
+        return (req.group, req.platform), records
+
     async def run():
         gateway = rattler.Gateway()
-        out = {}
-        for req in requests:
-            start = asyncio.get_running_loop().time()
-            try:
-                records = await _solve(req, cmap, gateway, exclude_newer)
-            except Exception as exc:
-                if isinstance(exc, LockError):
-                    raise
-                if _is_network_error(exc):
-                    raise LockError(
-                        f"cannot read channel repodata: {_first_line(exc)}",
-                        field=", ".join(cmap.source_url(c) for c in req.channels),
-                    ) from None
-                raise await _explain_failure(req, cmap, gateway, exclude_newer, exc) from None
-            out[(req.group, req.platform)] = records
-            if progress:
-                progress(req, len(records), asyncio.get_running_loop().time() - start)
-        return out
+        # platforms are independent: solve them side by side (rattler solves off the GIL)
+        return dict(await asyncio.gather(*(one(req, gateway) for req in requests)))
 
     return asyncio.run(run())
 
