@@ -246,6 +246,290 @@ def lock_cmd(ctx: Context, names, all_, check, channel_map, exclude_newer, engin
         click.echo(f"{r.name}: {state} ({counts})")
 
 
+# ---------------------------------------------------------------- context
+
+
+@cli.command("context")
+@click.argument("names", nargs=-1)
+@click.option("--all", "all_", is_flag=True, help="Every distribution.")
+@click.option(
+    "--platform",
+    "platforms",
+    multiple=True,
+    metavar="PLATFORM",
+    help="linux/amd64, amd64 or linux-64 (repeatable, or comma-separated); default: every locked image platform.",
+)
+@pass_ctx
+def context_cmd(ctx: Context, names, all_, platforms):
+    """Write repo2docker build contexts images/NAME/PLATFORM/ from the locks."""
+    from builder.context import write_contexts
+
+    catalog = ctx.catalog
+    selected = catalog.select(names, all_)
+    wanted = [p for value in platforms for p in value.split(",") if p.strip()] or None
+    results = write_contexts(ctx.project, catalog, selected, wanted)
+    for r in results:
+        state = "updated" if r.changed else "unchanged"
+        click.echo(f"{ctx.project.relative(r.path)}: {state}")
+    for name in selected:
+        if not any(r.name == name for r in results):
+            click.echo(f"{name}: not locked for {', '.join(wanted or [])} (skipped)", err=True)
+
+
+# ---------------------------------------------------------------- end context
+
+
+# ---------------------------------------------------------------- bump, diff, matrix (maintainer flow)
+
+
+def _diff_markdown(diffs, title: str, limit: int | None = None) -> str:
+    from builder.diff import to_markdown
+
+    return to_markdown(diffs, title=title, limit=limit)
+
+
+@cli.command("bump")
+@click.argument("args", nargs=-1, metavar="[NAME [PKG[=VERSION|SPEC]...]]")
+@click.option(
+    "--all",
+    "all_",
+    is_flag=True,
+    help="With NAME: refresh every package of NAME (its parent's stay). Alone: every distribution.",
+)
+@channel_map_option
+@click.option("--exclude-newer", metavar="DATE", help="Ignore packages published after DATE.")
+@click.option("--dry-run", is_flag=True, help="Solve and print the diff; write nothing.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["markdown", "json"]),
+    default="markdown",
+    show_default=True,
+)
+@pass_ctx
+def bump_cmd(ctx: Context, args, all_, channel_map, exclude_newer, dry_run, fmt):
+    """Move the named packages of NAME's lock, keep every other package at its locked
+    version and build, relock NAME's children, and print the diff.
+
+    \b
+    scistacks bump pangeo xarray "dask >=2026.1"
+    scistacks bump pangeo --all      (NAME's own packages)
+    scistacks bump --all             (every distribution, in dependency order)
+    """
+    from builder.bump import bump
+    from builder.diff import to_json
+
+    name, packages = (args[0], list(args[1:])) if args else (None, [])
+    result = bump(
+        ctx.project,
+        ctx.catalog,
+        _channel_map(ctx, channel_map),
+        name,
+        packages,
+        everything=all_,
+        exclude_newer=_parse_date(exclude_newer),
+        progress=_progress,
+        dry_run=dry_run,
+    )
+    for r in result.results:
+        state = "would change" if dry_run else "updated" if r.changed else "unchanged"
+        if dry_run and not any(d.name == r.name and d.changes for d in result.diffs):
+            state = "unchanged"
+        click.echo(f"{r.name}: {state}", err=True)
+    for package in result.unmoved:
+        click.echo(f"note: {package} did not move (nothing newer satisfies the specs)", err=True)
+    if fmt == "json":
+        click.echo(to_json(result.diffs), nl=False)
+    else:
+        title = (
+            f"Bump of {name}: {', '.join(packages) or 'everything'}"
+            if name
+            else "Bump of everything"
+        )
+        click.echo(_diff_markdown(result.diffs, title), nl=False)
+
+
+@cli.command("diff")
+@click.argument("paths", nargs=-1, metavar="[OLD NEW]", type=click.Path(path_type=Path))
+@click.option(
+    "--base",
+    metavar="REF",
+    help="Compare the working tree's lockfiles with those where it left REF, as in "
+    "`git diff REF...` (default: HEAD).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["markdown", "json"]),
+    default="markdown",
+    show_default=True,
+)
+@click.option(
+    "--max-length",
+    type=click.IntRange(min=200),
+    metavar="CHARS",
+    help="Keep markdown under CHARS (a GitHub pull-request body takes 65536).",
+)
+@pass_ctx
+def diff_cmd(ctx: Context, paths, base, fmt, max_length):
+    """What changed in the locks: per distribution and platform, packages added, removed,
+    upgraded (major/minor/patch), downgraded and rebuilt; direct dependencies first."""
+    from builder import diff
+    from builder.spec import Catalog
+
+    if paths and (len(paths) != 2 or base):
+        raise ScistacksError(
+            "give two lockfile paths (OLD NEW), or --base REF, not both", field="diff"
+        )
+    catalog = Catalog.load(ctx.project, collect=[])  # broken specs only lose the direct marks
+    if paths:
+        diffs = [diff.diff_files(paths[0], paths[1], catalog)]
+    else:
+        diffs = diff.diff_tree(ctx.project, base or "HEAD", catalog)
+    if fmt == "json":
+        click.echo(diff.to_json(diffs), nl=False)
+    else:
+        click.echo(_diff_markdown(diffs, "Lockfile changes", max_length), nl=False)
+
+
+@cli.command("matrix")
+@click.option(
+    "--base",
+    metavar="REF",
+    help="Only the jobs affected by changes since HEAD left REF (default: every job).",
+)
+@pass_ctx
+def matrix_cmd(ctx: Context, base):
+    """Print the GitHub Actions job matrix (JSON) of affected distributions x platforms."""
+    import json
+
+    from builder import matrix
+
+    catalog = ctx.catalog
+    files = matrix.changed_files(ctx.project, base) if base else None
+    why = matrix.affected(catalog, files)
+    for name, reason in why.items():
+        click.echo(f"matrix: {name}: {reason}", err=True)
+    click.echo(json.dumps({"include": matrix.jobs(catalog, why)}, separators=(",", ":")))
+
+
+# ---------------------------------------------------------------- end bump, diff, matrix
+
+
+# ---------------------------------------------------------------- build
+
+
+@cli.command("build")
+@click.argument("name")
+@click.option(
+    "--platform",
+    "platforms",
+    multiple=True,
+    metavar="PLATFORM[,PLATFORM]",
+    help="linux/amd64, linux/arm64 (or linux-64, linux-aarch64); default: the lock's linux platforms.",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["native", "repo2docker"]),
+    default="native",
+    show_default=True,
+    help="native: the lock exactly, reproducible layers. repo2docker: the reference tool (needs conda-forge).",
+)
+@click.option(
+    "--base-image",
+    metavar="REF",
+    help="Base image ({arch} expands to amd64/arm64); default: the spec's base_image.",
+)
+@click.option(
+    "--tag",
+    metavar="TAG",
+    help="Local tag or reference instead of scistacks/NAME:<lock hash>-<arch>.",
+)
+@click.option("--rebuild", is_flag=True, help="Build even if an image of this lock already exists.")
+@channel_map_option
+@pass_ctx
+def build_cmd(ctx: Context, name, platforms, engine, base_image, tag, rebuild, channel_map):
+    """Build NAME's image per platform from its lock and context (local images, build/images/NAME.json)."""
+    from builder import image
+
+    built = image.build(
+        ctx.project,
+        ctx.catalog,
+        name,
+        platforms,
+        engine,
+        channel_map=_channel_map(ctx, channel_map),
+        base_image=base_image,
+        tag=tag,
+        rebuild=rebuild,
+        echo=lambda m: click.echo(m, err=True),
+    )
+    for b in built:
+        click.echo(f"{b.oci_platform}  {b.ref}  {b.image_id}{'  (unchanged)' if b.skipped else ''}")
+
+
+# ---------------------------------------------------------------- end build
+
+
+# ---------------------------------------------------------------- smoke
+
+
+@cli.command("smoke")
+@click.argument("name")
+@click.option(
+    "--platform",
+    "platforms",
+    multiple=True,
+    metavar="PLATFORM",
+    help="linux/amd64, amd64 or linux-64 (repeatable, or comma-separated); "
+    "default: every built platform.",
+)
+@click.option(
+    "--image",
+    "images",
+    multiple=True,
+    metavar="REF",
+    help="Test this local image instead of build/images/NAME.json's (one per --platform).",
+)
+@click.option(
+    "--jobs", "-j", type=click.IntRange(min=1), help="Containers at once (default: CPU count)."
+)
+@click.option(
+    "--results",
+    "results_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Results folder (default: build/smoke/NAME).",
+)
+@pass_ctx
+def smoke_cmd(ctx: Context, name, platforms, images, jobs, results_dir):
+    """Run NAME's notebooks, imports and hub checks inside its images; exit 1 if any fail."""
+    from builder.smoke import smoke
+
+    report = smoke(
+        ctx.project,
+        name,
+        platforms=platforms,
+        images=images,
+        jobs=jobs,
+        results_dir=results_dir,
+        echo=lambda m: click.echo(m, err=True),
+    )
+    for target in report.targets:
+        checks = report.platform_checks(target.platform)
+        failed = [c for c in checks if c.failed]
+        if failed:
+            state = f"FAILED ({len(failed)} of {len(checks)} checks)"
+        else:
+            state = f"passed ({len(checks)} checks)"
+        click.echo(f"{name} {target.oci_platform}: {state}")
+    click.echo(f"results: {ctx.project.relative(report.results_dir)}/summary.md")
+    if not report.passed:
+        sys.exit(1)
+
+
+# ---------------------------------------------------------------- end smoke
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=argv, prog_name="scistacks", standalone_mode=False)

@@ -14,7 +14,9 @@ class ScistacksError(Exception):
 
     exit_code = 1
 
-    def __init__(self, message: str, *, file: str | os.PathLike | None = None, field: str | None = None):
+    def __init__(
+        self, message: str, *, file: str | os.PathLike | None = None, field: str | None = None
+    ):
         self.message = " ".join(str(message).split())  # always one line
         self.file = os.fspath(file) if file is not None else None
         self.field = field

@@ -16,7 +16,11 @@ def write_atomic(path: str | os.PathLike, data: str | bytes, mode: int | None = 
     """
     path = Path(path)
     raw = data.encode() if isinstance(data, str) else data
-    if path.is_file() and path.read_bytes() == raw and (mode is None or (path.stat().st_mode & 0o777) == mode):
+    if (
+        path.is_file()
+        and path.read_bytes() == raw
+        and (mode is None or (path.stat().st_mode & 0o777) == mode)
+    ):
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

@@ -28,7 +28,9 @@ def oci_platform(conda_platform: str) -> str:
     try:
         return OCI_PLATFORMS[conda_platform]
     except KeyError:
-        raise ScistacksError(f"platform {conda_platform!r} has no container image platform") from None
+        raise ScistacksError(
+            f"platform {conda_platform!r} has no container image platform"
+        ) from None
 
 
 def conda_platform(platform: str) -> str:

@@ -17,7 +17,11 @@ SOURCE = ROOT / "tests" / "data" / "conda-forge-snapshot"
 
 
 def unpack(target: Path | None = None) -> Path:
-    target = Path(target or os.environ.get("SCISTACKS_SNAPSHOT_DIR") or ROOT / "build" / "conda-forge-snapshot")
+    target = Path(
+        target
+        or os.environ.get("SCISTACKS_SNAPSHOT_DIR")
+        or ROOT / "build" / "conda-forge-snapshot"
+    )
     for packed in sorted(SOURCE.glob("*/repodata.json.xz")):
         out = target / packed.parent.name / "repodata.json"
         if out.is_file() and out.stat().st_mtime >= packed.stat().st_mtime:

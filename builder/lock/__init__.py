@@ -10,6 +10,7 @@ every group solved, each through a temp file and a rename.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import json
@@ -76,17 +77,6 @@ def inputs_hash(catalog: Catalog, name: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _records_from_lock(project: Project, name: str, platform: str) -> list[rattler.RepoDataRecord]:
-    path = project.lockfile(name)
-    read_lock(project, name)  # readable errors for a corrupt file first
-    lock = rattler.LockFile.from_path(path)
-    env = lock.default_environment()
-    for plat in env.platforms():
-        if plat.name == platform:
-            return list(env.conda_repodata_records_for_platform(plat) or [])
-    return []
-
-
 def _to_locked(record: rattler.RepoDataRecord, platform: str, cmap: ChannelMap) -> LockedPackage:
     return LockedPackage(
         name=record.name.normalized,
@@ -119,6 +109,7 @@ def lock(
     """
     groups = _groups_to_lock(catalog, names)
     union: dict[tuple[str, str], list[rattler.RepoDataRecord]] = {}
+    preferred = _Preferred(project, cmap)
     # Groups are solved in order. A group that solves apart (``solve_group:``) cannot
     # be pinned to its parent's records (that is why it was separated), so it prefers
     # them instead: it shares every record it can with the parent's lock.
@@ -131,14 +122,17 @@ def lock(
         requests: list[GroupSolve] = []
         for platform in _platforms(members):
             on_platform = [m for m in members if platform in m.platforms]
-            locked, extra = _update_plan(project, catalog, on_platform, platform, update)
-            if prefer_from and not extra:
+            parent_records: list[rattler.RepoDataRecord] = []
+            if prefer_from:
                 parent_group = catalog.solve_group(prefer_from)
                 if (parent_group, platform) in union:
                     parent = catalog.get(prefer_from)
-                    locked = closure(list(parent.constraints), union[(parent_group, platform)])
-                elif project.lockfile(prefer_from).is_file():
-                    locked = _records_from_lock(project, prefer_from, platform)
+                    parent_records = closure(
+                        list(parent.constraints), union[(parent_group, platform)]
+                    )
+                else:
+                    parent_records = preferred.locked(prefer_from, platform)
+            locked, extra = _update_plan(on_platform, platform, update, parent_records, preferred)
             requests.append(GroupSolve(group, platform, on_platform, [], locked, extra))
         union.update(solve_all(requests, cmap, exclude_newer=exclude_newer, progress=progress))
 
@@ -182,28 +176,96 @@ def _platforms(members) -> list[str]:
     return out
 
 
-def _update_plan(project, catalog, members, platform, update):
-    """For a bump: the existing records to prefer, and the specs that move."""
+class _Preferred:
+    """Locked records for the solver to prefer, as the channel's own copies.
+
+    A lockfile keeps neither timestamps nor ``constrains``. rattler drops records without a
+    timestamp under ``exclude_newer``, so the lock's own records would be silently ignored
+    and every package would move; the channel's copies carry both."""
+
+    def __init__(self, project: Project, cmap: ChannelMap):
+        self.project, self.cmap = project, cmap
+        self._locks: dict[str, dict[str, list[rattler.RepoDataRecord]]] = {}
+        self._gateway = rattler.Gateway()
+
+    def locked(self, name: str, platform: str) -> list[rattler.RepoDataRecord]:
+        """The records of ``lockfiles/NAME/conda-lock.yml`` for one platform (none if no lock)."""
+        if name not in self._locks:
+            path = self.project.lockfile(name)
+            self._locks[name] = {}
+            if path.is_file():
+                try:
+                    env = rattler.LockFile.from_path(path).default_environment()
+                    self._locks[name] = {
+                        p.name: list(env.conda_repodata_records_for_platform(p) or [])
+                        for p in env.platforms()
+                    }
+                except Exception as exc:
+                    read_lock(self.project, name)  # our readable error, if it finds one
+                    raise LockError(
+                        f"unreadable lockfile: {exc}", file=self.project.relative(path)
+                    ) from None
+        return self._locks[name].get(platform, [])
+
+    def from_channel(self, records, channels, platform) -> list[rattler.RepoDataRecord]:
+        """The channel's records for these locked ones; those the channel lost are left out."""
+        if not records:
+            return []
+        sources = [rattler.Channel(self.cmap.source_url(c)) for c in channels]
+        names = sorted({r.name.normalized for r in records})
+        try:
+            found = asyncio.run(
+                self._gateway.query(sources, [platform, "noarch"], names, recursive=False)
+            )
+        except Exception as exc:
+            first = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+            raise LockError(
+                f"cannot read channel repodata: {first}",
+                field=", ".join(self.cmap.source_url(c) for c in channels),
+            ) from None
+        by_url = {self.cmap.to_canonical(str(r.url)): r for per_source in found for r in per_source}
+        out = (by_url.get(self.cmap.to_canonical(str(r.url))) for r in records)
+        return [r for r in out if r is not None]
+
+
+def _update_plan(members, platform, update, parent_records, preferred: _Preferred):
+    """The records the solver should prefer, and the extra specs of a bump.
+
+    Without ``update``, a group prefers only its parent's records (a separated solve group).
+    A bump prefers the parent's records, then the group's own locked records, except the
+    moving packages: ``update[member]`` names specs (``"xarray >=2025.12"``) or ``"*"``,
+    which moves every package of that member that its ancestors do not lock.
+    """
+    channels = list(dict.fromkeys(c for m in members for c in m.channels))
     if not update:
-        return [], None
-    wanted = [s for m in members for s in update.get(m.name, [])]
-    if not wanted:
-        # members not being bumped still prefer their current lock
-        wanted = []
-    everything = "*" in wanted
-    moving = {matchspec.package_name(s) for s in wanted if s != "*"}
-    preferred: dict[str, rattler.RepoDataRecord] = {}
-    if not everything:
-        for m in members:
-            if (
-                project.lockfile(m.name).is_file()
-                and platform in read_lock(project, m.name).platforms
-            ):
-                for r in _records_from_lock(project, m.name, platform):
-                    preferred.setdefault(r.name.normalized, r)
-    locked = [r for n, r in sorted(preferred.items()) if n not in moving]
-    extra = [s for s in wanted if s != "*"]
-    return locked, extra
+        return preferred.from_channel(parent_records, channels, platform), None
+    old: dict[str, rattler.RepoDataRecord] = {}
+    for m in members:
+        for r in preferred.locked(m.name, platform):
+            old.setdefault(r.name.normalized, r)
+    direct = {n for m in members for n in m.direct_names}
+    moving: set[str] = set()
+    extra: list[str] = []
+    for m in members:
+        for spec in update.get(m.name, ()):
+            if spec == "*":
+                inherited = {
+                    r.name.normalized for a in m.chain[:-1] for r in preferred.locked(a, platform)
+                }
+                moving |= {
+                    r.name.normalized for r in preferred.locked(m.name, platform)
+                } - inherited
+                continue
+            name = matchspec.package_name(spec)
+            # only where the package is: a bump must not add it to a platform that lacks it
+            if name in old or name in direct:
+                moving.add(name)
+                extra.append(spec)
+    keep = {r.name.normalized: r for r in parent_records}
+    for name, r in old.items():
+        keep.setdefault(name, r)
+    records = [r for name, r in sorted(keep.items()) if name not in moving]
+    return preferred.from_channel(records, channels, platform), extra or None
 
 
 def _write(project: Project, catalog: Catalog, locked: LockedDistribution) -> bool:

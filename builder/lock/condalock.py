@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
 from conda_lock.lockfile.v1.models import HashModel, LockMeta
 from conda_lock.lockfile.v1.models import Lockfile as LockfileV1
 from conda_lock.lockfile.v2prelim.models import LockedDependency, Lockfile
@@ -64,6 +65,23 @@ def read(path: Path, shown: str | None = None) -> LockedDistribution:
     """Read a conda-lock.yml; any problem is a LockError naming the file."""
     shown = shown or str(path)
     data = load_yaml(path, shown_as=shown, error=LockError, machine_written=True)
+    return _from_data(data, shown, Path(path).parent.name)
+
+
+def parse_text(text: str, shown: str, name: str = "") -> LockedDistribution:
+    """A conda-lock.yml given as text, e.g. ``git show REF:lockfiles/NAME/conda-lock.yml``."""
+    try:
+        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else None
+        raise LockError(
+            f"invalid YAML: {getattr(exc, 'problem', None) or exc}", file=shown, field=where
+        ) from None
+    return _from_data(data, shown, name)
+
+
+def _from_data(data, shown: str, default_name: str) -> LockedDistribution:
     if not isinstance(data, dict):
         raise LockError("not a conda-lock file (expected a mapping)", file=shown)
     version = data.pop("version", None)
@@ -116,7 +134,7 @@ def read(path: Path, shown: str | None = None) -> LockedDistribution:
         packages[plat].sort(key=lambda p: p.name)
     hashes = set(meta.content_hash.values())
     return LockedDistribution(
-        name=custom.get("distribution", Path(path).parent.name),
+        name=custom.get("distribution", default_name),
         platforms=tuple(meta.platforms),
         channels=tuple(c.url for c in meta.channels),
         packages=packages,

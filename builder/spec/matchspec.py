@@ -20,10 +20,17 @@ def parse(spec: str) -> rattler.MatchSpec:
     if not isinstance(spec, str) or not spec.strip():
         raise ValueError("empty match spec")
     try:
-        return rattler.MatchSpec(spec)
+        parsed = rattler.MatchSpec(spec)
     except Exception as exc:  # rattler raises its own InvalidMatchSpecError
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ValueError(f"invalid match spec {spec!r}: {reason}") from None
+    if parsed.build and any(c.isspace() for c in parsed.build):
+        # rattler takes all the rest as a build string, e.g. a mis-indented YAML item
+        # folded into the line above: "python=3.12 - numpy"
+        raise ValueError(
+            f"invalid match spec {spec!r}: unexpected {parsed.build!r} after the version"
+        )
+    return parsed
 
 
 def package_name(spec: str) -> str:

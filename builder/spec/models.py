@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from builder.project import KNOWN_PLATFORMS
 
@@ -18,9 +18,9 @@ Platform = Literal["linux-64", "linux-aarch64", "linux-ppc64le", "osx-64", "osx-
 assert set(Platform.__args__) == set(KNOWN_PLATFORMS)
 
 DEFAULT_PLATFORMS: tuple[str, ...] = ("linux-64", "linux-aarch64")
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
-# Kubernetes quantities: "4G", "512Mi", "1.5"
-QUANTITY_RE = re.compile(r"^[0-9]+(\.[0-9]+)?([EPTGMk]i?|m)?$")
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*\Z")  # \Z: "$" would allow a final newline
+# Kubernetes quantities: "4G", "512Mi", "1.5"; binary kilo is "Ki", decimal kilo "k"
+QUANTITY_RE = re.compile(r"^[0-9]+(\.[0-9]+)?([EPTGM]i?|Ki|k|m)?\Z")
 
 
 class StrictModel(BaseModel):
@@ -114,9 +114,10 @@ class DistributionSpec(StrictModel):
                 raise ValueError("a platform is listed twice")
         return value
 
-    @model_validator(mode="after")
-    def _notebooks_unique(self):
-        paths = [n if isinstance(n, str) else n.path for n in self.notebooks]
+    @field_validator("notebooks")
+    @classmethod
+    def _notebooks_unique(cls, value):
+        paths = [n if isinstance(n, str) else n.path for n in value]
         if len(set(paths)) != len(paths):
-            raise ValueError("notebooks: a notebook is listed twice")
-        return self
+            raise ValueError("a notebook is listed twice")
+        return value

@@ -1,0 +1,158 @@
+"""Put layers we wrote ourselves on top of a local image, through ``docker save`` / ``docker load``.
+
+``docker build`` cannot add a layer whose bytes we chose: it re-creates every layer from a
+filesystem diff, with its own timestamps. Going through the image archive instead keeps
+each environment layer byte for byte as ``builder.image.layers`` wrote it, so its digest
+only depends on the lock. The new image config is written here too, without wall-clock
+times; docker's image ID is the sha256 of that config.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import subprocess
+import tarfile
+import tempfile
+from dataclasses import dataclass
+
+from builder.errors import BuildError
+from builder.image.layers import LayerFile
+
+# Archive members that describe the saved image; we write our own manifest instead.
+_INDEX_FILES = {"manifest.json", "repositories", "index.json", "oci-layout"}
+_SMALL = 4 << 20
+MAX_LAYERS = 125  # overlay2 stacks at most 128 lower directories
+
+
+@dataclass(frozen=True)
+class NewLayer:
+    layer: LayerFile
+    created_by: str  # shown by `docker history`
+
+
+def _epoch_iso(epoch: int) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def image_config(base: dict, layers: list[NewLayer], config: dict, epoch: int) -> bytes:
+    """The new image's config: the base's, plus our layers, runtime ``config`` and a fixed
+    creation time. Serialised canonically, so the same inputs give the same image ID."""
+    created = _epoch_iso(epoch)
+    out = {
+        "architecture": base["architecture"],
+        "os": base["os"],
+        "config": config,
+        "created": created,
+        "history": [
+            *base.get("history", []),
+            *(
+                {"created": created, "created_by": n.created_by, "comment": "scistacks"}
+                for n in layers
+            ),
+        ],
+        "rootfs": {
+            "type": "layers",
+            "diff_ids": [*base["rootfs"]["diff_ids"], *(n.layer.diff_id for n in layers)],
+        },
+    }
+    if base.get("variant"):
+        out["variant"] = base["variant"]
+    return json.dumps(out, sort_keys=True, separators=(",", ":")).encode()
+
+
+def append_layers(image: str, layers: list[NewLayer], make_config, epoch: int) -> str:
+    """Load ``image`` + ``layers`` into docker as a new, untagged image; return its ID.
+
+    ``make_config(base_config) -> dict`` gives the runtime config (Env, User, Labels...)."""
+    with tempfile.TemporaryFile() as save_err, tempfile.TemporaryFile() as load_out:
+        save = subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE, stderr=save_err)
+        load = subprocess.Popen(
+            ["docker", "load"], stdin=subprocess.PIPE, stdout=load_out, stderr=subprocess.STDOUT
+        )
+        try:
+            config_bytes = _rewrite(save.stdout, load.stdin, layers, make_config, epoch)
+            load.stdin.close()
+        except BaseException as exc:
+            for proc in (save, load):
+                proc.kill()
+                proc.wait()
+            if not isinstance(exc, (BrokenPipeError, tarfile.TarError)):
+                raise
+            save_err.seek(0)
+            load_out.seek(0)
+            detail = (load_out.read() or save_err.read()).decode(errors="replace").strip()
+            raise BuildError(
+                f"moving the image through docker save/load failed: {_last(detail) or exc}"
+            ) from None
+        save.wait()
+        load.wait()
+        save_err.seek(0)
+        load_out.seek(0)
+        if save.returncode != 0:
+            raise BuildError(
+                f"docker save {image} failed: {_last(save_err.read().decode(errors='replace'))}"
+            )
+        output = load_out.read().decode(errors="replace")
+        if load.returncode != 0:
+            raise BuildError(f"docker load failed: {_last(output)}")
+    # docker's classic store names an image by its config digest; ask docker when it says
+    loaded = re.search(r"Loaded image ID: (sha256:[0-9a-f]{64})", output)
+    return loaded.group(1) if loaded else "sha256:" + hashlib.sha256(config_bytes).hexdigest()
+
+
+def _last(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def _rewrite(src_stream, dst_stream, layers: list[NewLayer], make_config, epoch: int) -> bytes:
+    small: dict[str, bytes] = {}
+    with (
+        tarfile.open(fileobj=src_stream, mode="r|") as src,
+        tarfile.open(fileobj=dst_stream, mode="w|", format=tarfile.PAX_FORMAT) as dst,
+    ):
+        for member in src:
+            if member.isfile():
+                fh = src.extractfile(member)
+                if member.size <= _SMALL:
+                    data = fh.read()
+                    small[member.name] = data
+                    if member.name not in _INDEX_FILES:
+                        dst.addfile(member, io.BytesIO(data))
+                else:
+                    dst.addfile(member, fh)
+            elif member.name not in _INDEX_FILES:
+                dst.addfile(member)
+        manifest = json.loads(small["manifest.json"])[0]
+        base = json.loads(small[manifest["Config"]])
+        total = len(base["rootfs"]["diff_ids"]) + len(layers)
+        if total > MAX_LAYERS:
+            raise BuildError(
+                f"the image would have {total} layers (docker allows about {MAX_LAYERS})"
+            )
+        names = []
+        for new in layers:
+            name = f"scistacks/{new.layer.diff_id.split(':', 1)[1]}.tar"
+            if name not in names:
+                dst.add(str(new.layer.path), arcname=name, recursive=False)
+            names.append(name)
+        config_bytes = image_config(base, layers, make_config(base), epoch)
+        config_name = hashlib.sha256(config_bytes).hexdigest() + ".json"
+        _add_bytes(dst, config_name, config_bytes)
+        new_manifest = [
+            {"Config": config_name, "RepoTags": None, "Layers": [*manifest["Layers"], *names]}
+        ]
+        _add_bytes(dst, "manifest.json", json.dumps(new_manifest).encode())
+    return config_bytes
+
+
+def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mode = 0o644
+    tar.addfile(info, io.BytesIO(data))

@@ -1,0 +1,514 @@
+"""The native engine: the locked packages, exactly, in a slim image with repo2docker's conventions.
+
+Per platform:
+
+1. fetch every locked archive of the platform from its mirror and check its sha256/md5
+   against the lock (``builder.image.fetch``);
+2. install them with py-rattler, without solving, into a staging folder; files carry
+   ``/srv/conda/envs/notebook`` as their prefix (rattler's ``alternative_target_prefix``),
+   no link scripts run, so an aarch64 environment installs on an amd64 host. rattler
+   writes no ``.pyc`` files: Python writes them on first import (jovyan owns the env);
+3. scrub host paths out of ``conda-meta`` and split the files into layers
+   (``builder.image.layers``: parent distributions' packages below the child's, then stable
+   buckets), each written as a reproducible tar;
+4. the "system" image: ``docker buildx build`` of the base image, ``apt.txt`` and the
+   ``jovyan`` user (uid/gid 1000); docker caches it between builds;
+5. our layers on top of it through ``docker save``/``docker load``
+   (``builder.image.assemble``), with the runtime config (env on PATH, ``start`` through an
+   entrypoint, a Jupyter default command, labels) and no wall-clock time;
+6. ``postBuild`` as jovyan in one more ``docker buildx build`` step, when the context has one.
+
+The image gets its final tag only once every step succeeded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import rattler
+
+from builder.errors import BuildError
+from builder.image import assemble, docker, layers
+from builder.lock import read_lock
+from builder.lock.channels import ChannelMap
+from builder.lock.model import LockedDistribution, LockedPackage
+from builder.project import Project
+from builder.spec.layering import Distribution
+
+ENV_PREFIX = "/srv/conda/envs/notebook"
+CONDA_DIR = "/srv/conda"
+NB_USER = "jovyan"
+NB_UID = 1000
+HOME = f"/home/{NB_USER}"
+START = "/srv/scistacks/start"
+ENTRYPOINT = "/usr/local/bin/scistacks-entrypoint"
+DEFAULT_CMD = "/usr/local/bin/scistacks-jupyter"
+DEFAULT_BASE_IMAGE = "docker.io/library/debian:bookworm-slim"
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+# Files rattler leaves in a prefix that are no package's and mean nothing in an image.
+_NOT_IN_IMAGE = {"CACHEDIR.TAG"}
+# conda-meta fields that hold paths of the build machine.
+_HOST_FIELDS = ("extracted_package_dir", "package_tarball_full_path", "link")
+
+Echo = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class NativeBuild:
+    image_id: str
+    env_layers: tuple[layers.LayerFile, ...]  # in image order
+    env_bytes: int  # bytes of environment files (what the layering goal is measured on)
+
+
+# ---------------------------------------------------------------- 1-2: fetch and install
+
+
+def _lock_records(project: Project, name: str, platform: str) -> list[rattler.RepoDataRecord]:
+    """The lockfile's records, as rattler reads them (everything ``install`` needs)."""
+    lock = rattler.LockFile.from_path(project.lockfile(name))
+    env = lock.default_environment()
+    for plat in env.platforms():
+        if plat.name == platform:
+            return list(env.conda_repodata_records_for_platform(plat) or [])
+    return []
+
+
+def install(
+    project: Project,
+    locked: LockedDistribution,
+    platform: str,
+    staging: Path,
+    channel_map: ChannelMap,
+) -> dict[str, LockedPackage]:
+    """Verify and install the platform's locked packages into ``staging``."""
+    from builder.image.fetch import fetch
+
+    lockfile = project.relative(project.lockfile(locked.name))
+    packages = locked.by_name(platform)
+    archives = fetch(
+        list(packages.values()),
+        project.build_dir / "cache" / "pkgs",
+        channel_map,
+        lockfile=lockfile,
+    )
+    records = _lock_records(project, locked.name, platform)
+    if sorted(r.name.normalized for r in records) != sorted(packages):
+        raise BuildError(
+            f"the lock's {platform} records cannot be read back by rattler", file=lockfile
+        )
+    for record in records:
+        package = packages[record.name.normalized]
+        record.url = archives[package.name].resolve().as_uri()  # the verified copy, nothing else
+        record.channel = package.channel
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    try:
+        asyncio.run(
+            rattler.install(
+                records,
+                target_prefix=staging,
+                cache_dir=project.build_dir / "cache" / "rattler",
+                platform=rattler.Subdir(platform),
+                execute_link_scripts=False,
+                show_progress=False,
+                alternative_target_prefix=ENV_PREFIX,
+            )
+        )
+    except Exception as exc:
+        raise BuildError(
+            f"installing the locked {platform} packages failed: {exc}", file=lockfile
+        ) from None
+    _scrub_conda_meta(staging, packages)
+    return packages
+
+
+def _scrub_conda_meta(staging: Path, packages: dict[str, LockedPackage]) -> None:
+    """conda-meta as if installed from the canonical channel, with no build-machine paths."""
+    for path in sorted((staging / "conda-meta").glob("*.json")):
+        record = json.loads(path.read_text())
+        package = packages.get(record.get("name", ""))
+        if package is None:
+            continue
+        for key in _HOST_FIELDS:
+            record.pop(key, None)
+        record["url"] = package.url
+        record["channel"] = package.channel
+        path.write_text(json.dumps(record, indent=2) + "\n")
+    text = "".join(p.read_text() for p in (staging / "conda-meta").glob("*.json"))
+    if str(staging) in text:
+        raise BuildError(f"conda-meta still names the build folder {staging} after clean-up")
+
+
+# ---------------------------------------------------------------- 3: layers
+
+
+def _owners(staging: Path) -> dict[str, str]:
+    """prefix-relative file -> package name, from conda-meta (each package owns its record)."""
+    owners: dict[str, str] = {}
+    for meta in sorted((staging / "conda-meta").glob("*.json")):
+        record = json.loads(meta.read_text())
+        owners.setdefault(f"conda-meta/{meta.name}", record["name"])
+        for rel in record.get("files", []):
+            owners.setdefault(rel, record["name"])
+    return owners
+
+
+def _prefix_files(staging: Path) -> list[str]:
+    out: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(staging):
+        dirnames.sort()
+        rel_dir = os.path.relpath(dirpath, staging)
+        for name in dirnames + filenames:
+            full = os.path.join(dirpath, name)
+            if name in dirnames and not os.path.islink(full):
+                continue
+            rel = name if rel_dir == "." else f"{rel_dir}/{name}"
+            if rel not in _NOT_IN_IMAGE:
+                out.append(rel)
+    return sorted(out)
+
+
+def _entry(staging: Path, rel: str) -> layers.Entry:
+    full = staging / rel
+    st = full.lstat()
+    path = f"{ENV_PREFIX.lstrip('/')}/{rel}"
+    if stat.S_ISLNK(st.st_mode):
+        return layers.Entry(path, "symlink", 0o777, NB_UID, NB_UID, target=os.readlink(full))
+    # modes normalised to 0755/0644: the same on every build host, whatever its umask
+    mode = 0o755 if st.st_mode & 0o111 else 0o644
+    return layers.Entry(path, "file", mode, NB_UID, NB_UID, source=full)
+
+
+def package_groups(
+    project: Project, dist: Distribution, locked: LockedDistribution, platform: str
+) -> dict[str, str]:
+    """package -> the distribution of the chain that brought it in (root-most wins)."""
+    owner: dict[str, str] = {}
+    for ancestor in dist.chain[:-1]:
+        if not project.lockfile(ancestor).is_file():
+            continue
+        theirs = read_lock(project, ancestor).packages.get(platform, [])
+        for p in theirs:
+            mine = locked.by_name(platform).get(p.name)
+            if mine is not None and (mine.version, mine.build) == (p.version, p.build):
+                owner.setdefault(p.name, ancestor)
+    return {p.name: owner.get(p.name, dist.name) for p in locked.packages[platform]}
+
+
+def write_env_layers(
+    staging: Path, groups: dict[str, str], chain: tuple[str, ...], out_dir: Path
+) -> tuple[list[tuple[layers.LayerPlan | None, layers.LayerFile]], int]:
+    """Write the environment as layers; return ``[(plan, file)]`` in image order and the
+    environment's bytes."""
+    owners = _owners(staging)
+    files = _prefix_files(staging)
+    by_package: dict[str, list[str]] = {}
+    loose: list[str] = []
+    sizes: dict[str, int] = {name: 0 for name in groups}
+    total = 0
+    for rel in files:
+        size = (staging / rel).lstat().st_size
+        total += size
+        package = owners.get(rel)
+        if package in groups:
+            by_package.setdefault(package, []).append(rel)
+            sizes[package] += size
+        else:
+            loose.append(rel)
+    plan = layers.plan(
+        [(g, {p: sizes[p] for p, owner in groups.items() if owner == g}) for g in chain]
+    )
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    written: list[tuple[layers.LayerPlan | None, layers.LayerFile]] = []
+    below = CONDA_DIR.lstrip("/")
+    for index, layer in enumerate(plan):
+        rels = [rel for p in layer.packages for rel in by_package.get(p, [])]
+        entries = [_entry(staging, rel) for rel in rels]
+        entries += layers.parent_dirs([e.path for e in entries], below, NB_UID, NB_UID)
+        written.append((layer, layers.write_layer(out_dir / f"env-{index:02d}.tar", entries)))
+    # what no package owns (conda-meta/history), and conda-meta/ itself for an empty env
+    entries = [_entry(staging, rel) for rel in loose]
+    entries.append(
+        layers.Entry(f"{ENV_PREFIX.lstrip('/')}/conda-meta", "dir", 0o755, NB_UID, NB_UID)
+    )
+    entries += layers.parent_dirs([e.path for e in entries], below, NB_UID, NB_UID)
+    written.append((None, layers.write_layer(out_dir / "env-meta.tar", entries)))
+    return written, total
+
+
+# ---------------------------------------------------------------- 4: system image
+
+
+def _shown(path: Path) -> str:
+    """A log path as users should read it: relative to the current folder when inside it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _apt_packages(context_dir: Path) -> list[str]:
+    path = context_dir / "apt.txt"
+    if not path.is_file():
+        return []
+    out: list[str] = []
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        out += line.split()
+    return out
+
+
+def system_dockerfile(base_image: str, apt: list[str]) -> str:
+    lines = [
+        "# scistacks native engine: the system part (base image, apt.txt, the jovyan user)",
+        f"FROM {base_image}",
+        "USER root",
+    ]
+    if apt:
+        lines.append(
+            "RUN export DEBIAN_FRONTEND=noninteractive && apt-get update -qq && "
+            f"apt-get install -y -qq --no-install-recommends {' '.join(apt)} && "
+            "apt-get clean && rm -rf /var/lib/apt/lists/*"
+        )
+    # repo2docker's user: jovyan, uid/gid 1000, owning /srv/conda and its home
+    lines.append(
+        f"RUN if ! getent group {NB_UID} >/dev/null; then groupadd --gid {NB_UID} {NB_USER}; fi && "
+        f"if getent passwd {NB_UID} >/dev/null; then "
+        f'usermod --login {NB_USER} --home {HOME} --move-home "$(getent passwd {NB_UID} | cut -d: -f1)"; '
+        f"else useradd --no-log-init --uid {NB_UID} --gid {NB_UID} --create-home --home-dir {HOME} "
+        f"--shell /bin/bash {NB_USER}; fi && "
+        f"install -d -o {NB_UID} -g {NB_UID} {HOME} {CONDA_DIR} {CONDA_DIR}/envs"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def build_system(base_image: str, apt: list[str], oci_platform: str, work: Path, echo: Echo) -> str:
+    context = work / "context"  # the Dockerfile alone: the build copies nothing in
+    context.mkdir(parents=True, exist_ok=True)
+    (context / "Dockerfile").write_text(system_dockerfile(base_image, apt))
+    iid = work / "image-id"
+    iid.unlink(missing_ok=True)
+    log = work / "build.log"
+    echo(f"  system image: {base_image} + {len(apt)} apt package(s) ({oci_platform})")
+    docker.run(
+        [
+            "buildx",
+            "build",
+            "--platform",
+            oci_platform,
+            "--load",
+            "--iidfile",
+            str(iid),
+            str(context),
+        ],
+        what=f"building the system image for {oci_platform} (log: {_shown(log)})",
+        log=log,
+    )
+    image = iid.read_text().strip()
+    arch = (docker.inspect_image(image) or {}).get("Architecture")
+    if arch != docker.ARCHES[oci_platform]:
+        raise BuildError(
+            f"base image {base_image} is {arch}, not {oci_platform}", field="--base-image"
+        )
+    return image
+
+
+# ---------------------------------------------------------------- 5: runtime layer and config
+
+ENTRYPOINT_SCRIPT = f"""\
+#!/bin/sh
+# scistacks entrypoint: like repo2docker's, run the image's `start` script first when it
+# has one (it ends with `exec "$@"`), then the command.
+if [ -x {START} ]; then
+    exec {START} "$@"
+fi
+exec "$@"
+"""
+
+DEFAULT_CMD_SCRIPT = """\
+#!/bin/sh
+# The image's default command: the first Jupyter server the image has.
+# JupyterHub (KubeSpawner) replaces it with jupyterhub-singleuser.
+for server in jupyter-lab jupyter-notebook jupyter-server; do
+    if command -v "$server" >/dev/null 2>&1; then
+        exec "$server" --ip=0.0.0.0 "$@"
+    fi
+done
+echo "no Jupyter server in this image; give a command, e.g. docker run -it IMAGE bash" >&2
+exit 1
+"""
+
+PROFILE_SCRIPT = f"""\
+# scistacks: login shells (/etc/profile resets PATH) keep the environment first on PATH
+case ":$PATH:" in
+    *":{ENV_PREFIX}/bin:"*) ;;
+    *) PATH="{ENV_PREFIX}/bin:$PATH"; export PATH ;;
+esac
+"""
+
+
+def runtime_entries(context_dir: Path) -> list[layers.Entry]:
+    entries = [
+        layers.Entry(ENTRYPOINT.lstrip("/"), "file", 0o755, data=ENTRYPOINT_SCRIPT.encode()),
+        layers.Entry(DEFAULT_CMD.lstrip("/"), "file", 0o755, data=DEFAULT_CMD_SCRIPT.encode()),
+        layers.Entry("etc/profile.d/scistacks.sh", "file", 0o644, data=PROFILE_SCRIPT.encode()),
+    ]
+    start = context_dir / "start"
+    if start.is_file():
+        entries.append(layers.Entry(os.path.dirname(START).lstrip("/"), "dir", 0o755))
+        entries.append(layers.Entry(START.lstrip("/"), "file", 0o755, data=start.read_bytes()))
+    return entries
+
+
+def runtime_config(base: dict, labels: dict[str, str]) -> dict:
+    config = dict(base.get("config") or {})
+    env: dict[str, str] = {}
+    for item in config.get("Env") or []:
+        key, _, value = item.partition("=")
+        env[key] = value
+    path = env.get("PATH") or DEFAULT_PATH
+    env.update(
+        {
+            "PATH": f"{ENV_PREFIX}/bin:{path}"
+            if f"{ENV_PREFIX}/bin" not in path.split(":")
+            else path,
+            "CONDA_DIR": CONDA_DIR,
+            "CONDA_PREFIX": ENV_PREFIX,
+            "NB_PYTHON_PREFIX": ENV_PREFIX,
+            "NB_USER": NB_USER,
+            "NB_UID": str(NB_UID),
+            "USER": NB_USER,
+            "HOME": HOME,
+            "SHELL": "/bin/bash",
+            "LANG": env.get("LANG", "C.UTF-8"),
+        }
+    )
+    config["Env"] = [f"{k}={v}" for k, v in env.items()]
+    config["User"] = str(NB_UID)  # numeric, so Kubernetes' runAsNonRoot can check it
+    config["WorkingDir"] = HOME
+    config["Entrypoint"] = [ENTRYPOINT]
+    config["Cmd"] = [DEFAULT_CMD]
+    config["ExposedPorts"] = {"8888/tcp": {}}
+    config["Labels"] = {**(config.get("Labels") or {}), **labels}
+    return config
+
+
+# ---------------------------------------------------------------- 6: postBuild
+
+
+def postbuild_dockerfile(image: str) -> str:
+    return (
+        "# scistacks native engine: postBuild as jovyan, the environment in place\n"
+        f"FROM {image}\n"
+        f"USER {NB_UID}\n"
+        f"WORKDIR {HOME}\n"
+        "RUN --mount=type=bind,source=.,target=/tmp/scistacks-context,rw "
+        "cd /tmp/scistacks-context && ./postBuild\n"
+    )
+
+
+# ---------------------------------------------------------------- the whole engine
+
+
+def build(
+    project: Project,
+    dist: Distribution,
+    locked: LockedDistribution,
+    platform: str,
+    *,
+    ref: str,
+    oci_platform: str,
+    labels: dict[str, str],
+    base_image: str,
+    context_dir: Path,
+    channel_map: ChannelMap,
+    echo: Echo = lambda _: None,
+) -> NativeBuild:
+    if dist.pip:
+        # the lock has no PyPI records to install exactly; never drop them silently
+        raise BuildError(
+            f"{dist.name} has pip dependencies ({', '.join(dist.pip)}), which the native engine "
+            "cannot install from the lock yet (use --engine repo2docker)",
+            field="pip",
+        )
+    work = project.build_dir / "native" / dist.name / platform
+    staging = work / "prefix"
+    echo(
+        f"  fetching, verifying and installing {len(locked.packages[platform])} locked packages ({platform})"
+    )
+    install(project, locked, platform, staging, channel_map)
+
+    groups = package_groups(project, dist, locked, platform)
+    env_layers, env_bytes = write_env_layers(staging, groups, dist.chain, work / "layers")
+    echo(f"  environment: {env_bytes} bytes in {len(env_layers)} layers")
+    runtime = layers.write_layer(work / "layers" / "runtime.tar", runtime_entries(context_dir))
+
+    system = build_system(
+        base_image, _apt_packages(context_dir), oci_platform, work / "system", echo
+    )
+    new = [
+        assemble.NewLayer(
+            file,
+            f"scistacks env: {plan.name} ({', '.join(plan.packages)})"
+            if plan
+            else "scistacks env: conda-meta",
+        )
+        for plan, file in env_layers
+    ]
+    new.append(assemble.NewLayer(runtime, "scistacks runtime: entrypoint, start, default command"))
+    image = assemble.append_layers(
+        system, new, lambda base: runtime_config(base, labels), layers.source_date_epoch()
+    )
+    if (context_dir / "postBuild").is_file():
+        image = _post_build(image, context_dir, oci_platform, ref, work, echo)
+    docker.tag(image, ref)
+    return NativeBuild(image, tuple(f for _, f in env_layers), env_bytes)
+
+
+def _post_build(
+    image: str, context_dir: Path, oci_platform: str, ref: str, work: Path, echo: Echo
+) -> str:
+    # FROM needs a name (BuildKit would look an ID up on Docker Hub): a temporary tag
+    temporary = f"scistacks-build/{ref.replace('/', '-').replace(':', '-')}:env".lower()
+    docker.tag(image, temporary)
+    try:
+        dockerfile = work / "postbuild.Dockerfile"
+        dockerfile.write_text(postbuild_dockerfile(temporary))
+        iid = work / "postbuild-image-id"
+        iid.unlink(missing_ok=True)
+        log = work / "postbuild.log"
+        echo("  postBuild (as jovyan)")
+        docker.run(
+            [
+                "buildx",
+                "build",
+                "--platform",
+                oci_platform,
+                "--load",
+                "--iidfile",
+                str(iid),
+                "-f",
+                str(dockerfile),
+                str(context_dir),
+            ],
+            what=f"postBuild for {oci_platform} (log: {_shown(log)})",
+            log=log,
+        )
+        return iid.read_text().strip()
+    finally:
+        docker.remove(temporary)
+
+
+def default_base_image(dist: Distribution, arch: str, override: str | None) -> str:
+    template = override or dist.base_image or DEFAULT_BASE_IMAGE
+    return template.replace("{arch}", arch)
