@@ -530,6 +530,119 @@ def smoke_cmd(ctx: Context, name, platforms, images, jobs, results_dir):
 # ---------------------------------------------------------------- end smoke
 
 
+# ---------------------------------------------------------------- profiles
+
+
+@cli.command("profiles")
+@click.argument("names", nargs=-1)
+@click.option(
+    "--registry",
+    required=True,
+    envvar="SCISTACKS_REGISTRY",
+    metavar="REG/NS",
+    help="Where the images are published, e.g. ghcr.io/org (also $SCISTACKS_REGISTRY).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["z2jh", "kubespawner"]),
+    default="z2jh",
+    show_default=True,
+    help="z2jh: singleuser.profileList values. kubespawner: c.KubeSpawner.profile_list Python.",
+)
+@click.option("--digest", is_flag=True, help="Pin by digest from build/publish/NAME.json.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path))
+@pass_ctx
+def profiles_cmd(ctx: Context, names, registry, fmt, digest, output):
+    """Print (or write) a KubeSpawner profile_list for the distributions with a hub section."""
+    from builder.profiles import generate
+
+    text = generate(
+        ctx.project, ctx.catalog, list(names), registry, fmt=fmt, digest=digest, output=output
+    )
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        click.echo(f"wrote {ctx.project.relative(output)}", err=True)
+
+
+# ---------------------------------------------------------------- end profiles
+
+
+# ---------------------------------------------------------------- publish / release
+
+
+@cli.command("publish")
+@click.argument("name")
+@click.option(
+    "--registry",
+    default=None,
+    metavar="REGISTRY/NAMESPACE",
+    help="Where to push, e.g. ghcr.io/org (default: localhost:5000/scistacks).",
+)
+@pass_ctx
+def publish_cmd(ctx: Context, name, registry):
+    """Push NAME's smoke-tested images as one multi-arch image, tag it, attach its SBOM."""
+    from builder.publish import DEFAULT_REGISTRY, publish
+
+    result = publish(
+        ctx.project,
+        ctx.catalog,
+        name,
+        registry or DEFAULT_REGISTRY,
+        echo=lambda m: click.echo(m, err=True),
+    )
+    _echo_published(result)
+
+
+def _echo_published(result) -> None:
+    state = "unchanged" if result.unchanged else "published"
+    tags = ", ".join(result.immutable + result.mutable)
+    click.echo(f"{state}: {result.repository}@{result.digest} ({tags})")
+
+
+@cli.command("release")
+@click.argument("names", nargs=-1)
+@click.option("--all", "all_", is_flag=True, help="Every distribution.")
+@click.option(
+    "--registry",
+    default=None,
+    metavar="REGISTRY/NAMESPACE",
+    help="Where to push (default: localhost:5000/scistacks).",
+)
+@click.option(
+    "--platform",
+    "platforms",
+    multiple=True,
+    metavar="PLATFORM",
+    help="linux/amd64, linux/arm64 (repeatable); default: every linux platform.",
+)
+@channel_map_option
+@pass_ctx
+def release_cmd(ctx: Context, names, all_, registry, platforms, channel_map):
+    """lock --check, build, smoke and publish NAME, skipping every stage that is current."""
+    from builder.publish import DEFAULT_REGISTRY, release
+
+    if all_:
+        names = tuple(ctx.project.distribution_names())
+    if not names:
+        raise ScistacksError("name a distribution, or pass --all")
+    for name in names:
+        result = release(
+            ctx.project,
+            ctx.catalog,
+            name,
+            registry or DEFAULT_REGISTRY,
+            platforms=platforms or None,
+            channel_map=_channel_map(ctx, channel_map),
+            echo=lambda m: click.echo(m, err=True),
+        )
+        _echo_published(result)
+
+
+# ---------------------------------------------------------------- end publish / release
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=argv, prog_name="scistacks", standalone_mode=False)

@@ -1,0 +1,426 @@
+"""Stage 6: publish. Reads the lock, ``build/images/NAME.json`` and
+``build/smoke/NAME/results.json``; pushes one multi-arch image to ``REGISTRY/NAMESPACE/NAME``
+and writes ``build/publish/NAME.json``.
+
+Order matters, so a failure never leaves a tag pointing at something half-published:
+
+1. refuse a stale lock, a missing or changed image, an image smoke did not pass;
+2. skip when the content tag is there with this lock's hash (and ``latest`` points at it);
+3. push each platform's image under ``<content tag>-<arch>`` (immutable, like the content tag);
+4. create the manifest list under the content tag, copy it to the other immutable tags
+   (refusing one that already names different content), then move the mutable tags;
+5. attach packages.md, a CycloneDX SBOM and the smoke summary to the manifest list.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from builder.errors import PublishError
+from builder.fsutil import write_atomic
+from builder.image import labels as oci_labels
+from builder.lock.model import LockedDistribution
+from builder.project import Project, oci_platform
+from builder.publish.tags import TagContext, TagSet, content_tag, tags_for
+from builder.registry import Reference, Registry
+
+DEFAULT_REGISTRY = "localhost:5000/scistacks"
+
+PACKAGES_TYPE = "application/vnd.scistacks.packages+markdown"
+SBOM_TYPE = "application/vnd.cyclonedx+json"
+SMOKE_TYPE = "application/vnd.scistacks.smoke+markdown"
+
+
+@dataclass
+class Published:
+    distribution: str
+    repository: str  # REGISTRY/NAMESPACE/NAME
+    digest: str  # of the manifest list
+    lock_hash: str
+    immutable: list[str] = field(default_factory=list)
+    mutable: list[str] = field(default_factory=list)
+    platforms: dict[str, str] = field(default_factory=dict)  # linux/amd64 -> digest
+    artifacts: dict[str, str] = field(default_factory=dict)  # artifactType -> digest
+    unchanged: bool = False
+
+
+def record_path(project: Project, name: str) -> Path:
+    return project.build_dir / "publish" / f"{name}.json"
+
+
+# -- 1. what may be published ----------------------------------------------------------------
+
+
+def _docker_image_id(ref: str) -> str | None:
+    proc = subprocess.run(
+        ["docker", "image", "inspect", "--format", "{{.Id}}", ref],
+        capture_output=True,
+        text=True,
+    )
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def verified_images(project: Project, catalog, name: str) -> tuple[LockedDistribution, dict]:
+    """The lock and the record's per-platform images, once every check passes."""
+    from builder import lock as locking
+    from builder.image import read_record
+
+    stale = locking.check(project, catalog, [name])
+    if stale:
+        raise PublishError(f"lock is out of date, not publishing: {stale[0].reason}")
+    locked = locking.read_lock(project, name)
+    dist = catalog.get(name)
+    platforms = [p for p in dist.platforms if p.startswith("linux-")]
+    record = read_record(project, name)
+    record_file = project.relative(project.build_dir / "images" / f"{name}.json")
+    if record.get("lock_hash") != locked.lock_hash():
+        raise PublishError(
+            f"images were built from another lock (run: scistacks build {name})", file=record_file
+        )
+    images = record.get("platforms", {})
+    for plat in platforms:
+        entry = images.get(plat)
+        if not entry:
+            raise PublishError(
+                f"no {oci_platform(plat)} image built (run: scistacks build {name} "
+                f"--platform {oci_platform(plat)})",
+                file=record_file,
+            )
+        current = _docker_image_id(entry["ref"])
+        if current != entry["image_id"]:
+            now = f"is now {current[:19]}" if current else "is gone"
+            raise PublishError(
+                f"{entry['ref']} {now}, not the recorded {entry['image_id'][:19]} "
+                f"(run: scistacks build {name})",
+                file=record_file,
+            )
+    _require_smoke_passed(project, name, locked, {p: images[p] for p in platforms})
+    return locked, {p: images[p] for p in platforms}
+
+
+def _require_smoke_passed(project: Project, name: str, locked, images: dict) -> None:
+    path = project.results_dir(name) / "results.json"
+    where = project.relative(path)
+    if not path.is_file():
+        raise PublishError(f"not smoke-tested (run: scistacks smoke {name})", file=where)
+    try:
+        results = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise PublishError(f"not valid JSON: {exc}", file=where) from None
+    if results.get("lock_hash") != locked.lock_hash():
+        raise PublishError(f"smoke tested another lock (run: scistacks smoke {name})", file=where)
+    for plat, entry in images.items():
+        tested = results.get("platforms", {}).get(plat)
+        if not tested:
+            raise PublishError(f"{oci_platform(plat)} was not smoke-tested", file=where)
+        if tested.get("image_id") != entry["image_id"]:
+            raise PublishError(
+                f"{oci_platform(plat)}: smoke tested {str(tested.get('image_id'))[:19]}, "
+                f"not the built {entry['image_id'][:19]} (run: scistacks smoke {name})",
+                file=where,
+            )
+        if not tested.get("passed"):
+            failed = ", ".join(tested.get("failed") or []) or tested.get("problem") or "failed"
+            raise PublishError(f"{oci_platform(plat)} failed smoke tests: {failed}", file=where)
+
+
+def smoke_is_current(project: Project, name: str) -> bool:
+    """True when results.json passed for exactly the recorded images (release skips smoke)."""
+    from builder import lock as locking
+    from builder.image import read_record
+
+    try:
+        locked = locking.read_lock(project, name)
+        images = read_record(project, name).get("platforms", {})
+        _require_smoke_passed(project, name, locked, images)
+    except PublishError:
+        return False
+    return bool(images)
+
+
+# -- artifacts -------------------------------------------------------------------------------
+
+
+def sbom_json(locked: LockedDistribution) -> str:
+    """CycloneDX JSON from the lock: one component per package and platform."""
+    from cyclonedx.model import HashAlgorithm, HashType
+    from cyclonedx.model.bom import Bom
+    from cyclonedx.model.component import Component, ComponentType
+    from cyclonedx.output.json import JsonV1Dot5
+    from packageurl import PackageURL
+
+    bom = Bom()
+    bom.metadata.component = Component(
+        name=locked.name, version=locked.lock_hash()[:12], type=ComponentType.CONTAINER
+    )
+    for plat in sorted(locked.packages):
+        for p in locked.packages[plat]:
+            channel = p.channel.rstrip("/").rsplit("/", 1)[-1] or "conda-forge"
+            purl = PackageURL(
+                "conda",
+                channel,
+                p.name,
+                p.version,
+                {"build": p.build, "subdir": p.subdir or plat, "type": _package_type(p)},
+            )
+            hashes = []
+            if p.sha256:
+                hashes.append(HashType(alg=HashAlgorithm.SHA_256, content=p.sha256))
+            if p.md5:
+                hashes.append(HashType(alg=HashAlgorithm.MD5, content=p.md5))
+            bom.components.add(
+                Component(
+                    name=p.name,
+                    version=p.version,
+                    type=ComponentType.LIBRARY,
+                    purl=purl,
+                    hashes=hashes,
+                    bom_ref=f"{plat}/{p.file_name}",
+                )
+            )
+    with warnings.catch_warnings():  # "no dependency graph": a lock's graph is not ours to give
+        warnings.simplefilter("ignore")
+        return JsonV1Dot5(bom).output_as_string(indent=2)
+
+
+def _package_type(p) -> str:
+    return "conda" if p.file_name.endswith(".conda") else "tar.bz2"
+
+
+def _artifacts(project: Project, name: str, locked) -> list[tuple[str, str, bytes, str]]:
+    """(artifactType, file name, bytes, media type) of what is attached to the image."""
+    packages = project.lock_dir(name) / "packages.md"
+    summary = project.results_dir(name) / "summary.md"
+    out = [(SBOM_TYPE, f"{name}.cdx.json", sbom_json(locked).encode(), SBOM_TYPE)]
+    if packages.is_file():
+        out.append((PACKAGES_TYPE, "packages.md", packages.read_bytes(), "text/markdown"))
+    if summary.is_file():
+        out.append((SMOKE_TYPE, "smoke-summary.md", summary.read_bytes(), "text/markdown"))
+    return out
+
+
+# -- 2.-5. the registry side -----------------------------------------------------------------
+
+
+def _git_sha(root: Path) -> str | None:
+    if not shutil.which("git"):
+        return None
+    proc = subprocess.run(
+        ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True
+    )
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def _run(args: list[str], what: str) -> str:
+    proc = subprocess.run(args, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()
+        raise PublishError(f"{what}: {tail[-1] if tail else f'exit {proc.returncode}'}")
+    return proc.stdout
+
+
+def target(registry: str, name: str) -> tuple[Registry, Reference]:
+    ref = Reference.parse(f"{registry.rstrip('/')}/{name}")
+    return Registry(ref.host, timeout=10.0), ref
+
+
+def publish(
+    project: Project,
+    catalog,
+    name: str,
+    registry: str = DEFAULT_REGISTRY,
+    *,
+    git_sha: str | None = None,
+    echo: Callable[[str], None] = lambda _: None,
+) -> Published:
+    """Publish NAME's smoke-tested images as one multi-arch image; return what was done."""
+    locked, images = verified_images(project, catalog, name)
+    client, ref = target(registry, name)
+    repo = ref.repository
+    client.ping()
+    existing = set(client.tags(repo))
+    content = content_tag(locked)
+    full_hash = locked.lock_hash()
+
+    index = None
+    if content in existing:
+        labels = client.config_labels(repo, content) or {}
+        if labels.get(oci_labels.LOCK_HASH) != full_hash:
+            raise PublishError(f"{ref.with_tag(content)} exists with other content, not replacing")
+        index = client.manifest(repo, content)
+        latest = client.manifest(repo, "latest") if "latest" in existing else None
+        previous = _read_record(project, name)
+        if latest and index and latest[2] == index[2] and previous.get("digest") == index[2]:
+            echo(f"unchanged: {ref.with_tag(content)} ({index[2]})")
+            return Published(**{**previous, "unchanged": True})
+
+    tagset = tags_for(
+        TagContext(
+            name,
+            locked,
+            git_sha=git_sha if git_sha is not None else _git_sha(project.root),
+            existing_tags=frozenset(existing),
+        )
+    )
+    arch_tags = {p: f"{content}-{oci_platform(p).split('/')[1]}" for p in images}
+    # every immutable tag is checked before anything is pushed
+    for plat, tag in arch_tags.items():
+        # left by an interrupted publish of this very lock: reused; anything else: refused
+        if (
+            tag in existing
+            and (client.config_labels(repo, tag) or {}).get(oci_labels.PLATFORM_LOCK_HASH)
+            != images[plat]["lock_hash"]
+        ):
+            raise PublishError(f"{ref.with_tag(tag)} exists with other content, not replacing")
+    if index is None:
+        for tag in tagset.immutable:
+            if tag in existing:
+                raise PublishError(f"{ref.with_tag(tag)} already exists, not replacing (immutable)")
+    else:
+        _check_immutable(client, repo, ref, tagset.immutable, existing, index[2])
+
+    platforms: dict[str, str] = {}
+    if index is None:
+        for plat, entry in images.items():
+            dest = str(ref.with_tag(arch_tags[plat]))
+            started = time.monotonic()
+            _run(["docker", "tag", entry["ref"], dest], f"cannot tag {entry['ref']}")
+            _run(["docker", "push", "--quiet", dest], f"cannot push {dest}")
+            echo(f"pushed {dest} in {time.monotonic() - started:.0f}s")
+        _run(
+            ["docker", "buildx", "imagetools", "create", "-t", str(ref.with_tag(content))]
+            + [str(ref.with_tag(t)) for t in arch_tags.values()],
+            "cannot create the manifest list",
+        )
+        index = client.manifest(repo, content)
+        if index is None:
+            raise PublishError(f"{ref.with_tag(content)} is missing after it was created")
+    raw, media, digest = index
+    for entry in json.loads(raw).get("manifests", []):
+        plat = entry.get("platform", {})
+        if plat.get("os") != "unknown":
+            platforms[f"{plat.get('os')}/{plat.get('architecture')}"] = entry["digest"]
+
+    immutable = []
+    for tag in tagset.immutable:
+        kept = _dated_already(client, repo, tag, digest, existing)
+        if tag != content and tag not in existing and not kept:
+            client.put_manifest(repo, tag, raw, media)
+        immutable.append(kept or tag)
+    for tag in tagset.mutable:  # only now: everything they will point at is there
+        client.put_manifest(repo, tag, raw, media)
+    echo(f"{ref.with_tag(content)}: {digest}")
+
+    artifacts: dict[str, str] = {}
+    have = {e.get("artifactType"): e["digest"] for e in client.referrers(repo, digest)}
+    for artifact_type, file_name, data, file_media in _artifacts(project, name, locked):
+        artifacts[artifact_type] = have.get(artifact_type) or client.attach(
+            repo,
+            digest,
+            media,
+            len(raw),
+            artifact_type,
+            {file_name: (data, file_media)},
+            {"org.opencontainers.image.title": file_name, oci_labels.LOCK_HASH: full_hash},
+        )
+
+    result = Published(
+        name,
+        f"{ref.host}/{repo}",
+        digest,
+        full_hash,
+        immutable,
+        list(tagset.mutable),
+        dict(sorted(platforms.items())),
+        artifacts,
+    )
+    _write_record(project, result)
+    return result
+
+
+def _check_immutable(client, repo, ref, tags, existing, digest) -> None:
+    for tag in tags:
+        if tag in existing:
+            found = client.manifest(repo, tag)
+            if found and found[2] != digest:
+                raise PublishError(
+                    f"{ref.with_tag(tag)} already names {found[2][:19]}, not replacing (immutable)"
+                )
+
+
+def _dated_already(client, repo, tag, digest, existing) -> str | None:
+    """A resumed publish keeps today's CalVer tag rather than adding ``-2``."""
+    day = re.fullmatch(r"(\d{4}\.\d{2}\.\d{2})(-\d+)?", tag)
+    if not day:
+        return None
+    for other in sorted(existing):
+        if re.fullmatch(re.escape(day.group(1)) + r"(-\d+)?", other):
+            found = client.manifest(repo, other)
+            if found and found[2] == digest:
+                return other
+    return None
+
+
+def _read_record(project: Project, name: str) -> dict:
+    try:
+        return json.loads(record_path(project, name).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_record(project: Project, published: Published) -> None:
+    data = asdict(published)
+    data.pop("unchanged")
+    write_atomic(record_path(project, published.distribution), json.dumps(data, indent=2) + "\n")
+
+
+__all__ = ["DEFAULT_REGISTRY", "Published", "TagSet", "publish", "record_path", "smoke_is_current"]
+
+
+# -- release: every stage, each skipped when its output is current ---------------------------
+
+
+def release(
+    project: Project,
+    catalog,
+    name: str,
+    registry: str = DEFAULT_REGISTRY,
+    *,
+    platforms=None,
+    channel_map,
+    echo: Callable[[str], None] = lambda _: None,
+) -> Published:
+    """lock --check, context, build (native), smoke, publish."""
+    from builder import image
+    from builder import lock as locking
+    from builder.smoke import smoke
+
+    client, _ = target(registry, name)
+    try:
+        client.ping()  # before minutes of building, not after
+    except PublishError as exc:
+        raise PublishError(f"registry {client.host} does not answer ({exc})") from None
+    stale = locking.check(project, catalog, [name])
+    if stale:
+        raise PublishError(f"lock is out of date, not releasing: {stale[0].reason}")
+    built = image.build(
+        project, catalog, name, platforms, "native", channel_map=channel_map, echo=echo
+    )
+    # (build writes the context of each platform it builds; skipped ones need none)
+    echo(f"{name}: {sum(not b.skipped for b in built)} of {len(built)} images built")
+    if smoke_is_current(project, name):
+        echo(f"{name}: smoke results match the images, smoke skipped")
+    else:
+        report = smoke(project, name, platforms=platforms, echo=echo)
+        if not report.passed:
+            where = project.relative(report.results_dir / "summary.md")
+            raise PublishError(f"smoke tests failed, not publishing (see {where})")
+    return publish(project, catalog, name, registry, echo=echo)

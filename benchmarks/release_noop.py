@@ -1,0 +1,55 @@
+#!/usr/bin/env python3
+"""How long does ``scistacks release demo`` take when nothing changed? (goal: < 3 s)
+
+Runs the release once to make everything current (this may build, smoke and push), then
+RUNS more times and prints the seconds of each no-op run and the best, as users pay for
+them (a fresh interpreter each time).
+
+    python benchmarks/release_noop.py [--root DIR] [--registry localhost:5000/scistacks] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def release(root: Path, registry: str) -> tuple[float, subprocess.CompletedProcess]:
+    started = time.monotonic()
+    args = ["release", "demo", "--registry", registry]
+    proc = subprocess.run(
+        [sys.executable, "-m", "builder", "--root", str(root), *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    return time.monotonic() - started, proc
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", type=Path, default=REPO)
+    parser.add_argument("--registry", default="localhost:5000/scistacks")
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+
+    seconds, proc = release(args.root, args.registry)
+    if proc.returncode != 0:
+        sys.exit(f"first release failed: {proc.stderr.strip()}")
+    print(f"first release: {seconds:.2f}s ({proc.stdout.strip()})")
+    times = []
+    for _ in range(args.runs):
+        seconds, proc = release(args.root, args.registry)
+        if proc.returncode != 0 or not proc.stdout.startswith("unchanged:"):
+            sys.exit(f"not a no-op: {proc.stdout.strip()} {proc.stderr.strip()}")
+        times.append(seconds)
+    print("no-op release: " + ", ".join(f"{t:.2f}s" for t in times) + f" (best {min(times):.2f}s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,250 @@
+"""Publish and release: tag policy (no docker), then the demo pushed to the local registry.
+
+The registry tests publish the demo's two images (built once per session by the image
+tests' ``demo_images``) into a namespace of their own, so runs never see each other's tags.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from docker_support import REGISTRY
+from image.conftest import demo_images, demo_project  # noqa: F401  (fixtures)
+from image.demo_support import scistacks
+
+from builder.lock.model import LockedDistribution, LockedPackage
+from builder.publish.tags import TagContext, content_tag, tags_for
+from builder.registry import Registry
+
+# ---------------------------------------------------------------- tag policy (no docker)
+
+
+def _locked(versions: dict[str, dict[str, str]]) -> LockedDistribution:
+    packages = {
+        plat: [
+            LockedPackage(n, v, "h0_0", plat, f"https://c/{plat}/{n}-{v}.conda", "m", f"s{n}{v}")
+            for n, v in sorted(pkgs.items())
+        ]
+        for plat, pkgs in versions.items()
+    }
+    return LockedDistribution("x", tuple(versions), ("conda-forge",), packages, "inputs")
+
+
+BOTH = {"linux-64": {"python": "3.12.7", "numpy": "2.1"}, "linux-aarch64": {"python": "3.12.7"}}
+
+
+def test_tags_content_calver_sha_latest_python():
+    locked = _locked(BOTH)
+    tags = tags_for(TagContext("x", locked, git_sha="0123456789abcdef", today=dt.date(2025, 3, 4)))
+    assert tags.immutable == (content_tag(locked), "2025.03.04", "0123456789ab")
+    assert tags.mutable == ("latest", "python-3.12")
+    assert content_tag(locked) == "lock-" + locked.lock_hash()[:12]
+
+
+def test_calver_takes_the_next_free_suffix():
+    ctx = TagContext(
+        "x",
+        _locked(BOTH),
+        today=dt.date(2025, 3, 4),
+        existing_tags=frozenset({"2025.03.04", "2025.03.04-2"}),
+    )
+    assert "2025.03.04-3" in tags_for(ctx).immutable
+
+
+def test_version_tag_only_when_every_platform_agrees():
+    split = {"linux-64": {"python": "3.12.7"}, "linux-aarch64": {"python": "3.11.9"}}
+    assert tags_for(TagContext("x", _locked(split))).mutable == ("latest",)
+    no_python = {"linux-64": {"r-base": "4.4.1"}}
+    assert tags_for(TagContext("x", _locked(no_python))).mutable == ("latest", "r-4.4")
+
+
+def test_content_tag_follows_packages_not_spec():
+    a, b = _locked(BOTH), _locked(BOTH)
+    b.inputs_hash = "other inputs"
+    assert content_tag(a) == content_tag(b)
+    changed = _locked({**BOTH, "linux-aarch64": {"python": "3.12.8"}})
+    assert content_tag(changed) != content_tag(a)
+
+
+# ---------------------------------------------------------------- the demo, published
+
+
+@pytest.fixture(scope="module")
+def smoked(demo_images, demo_project, tmp_path_factory) -> Path:  # noqa: F811
+    """A copy of the demo project with both images built and smoke-tested (really)."""
+    for platform in ("linux/amd64", "linux/arm64"):
+        demo_images(platform)
+    project = tmp_path_factory.mktemp("publish") / "demo"
+    shutil.copytree(demo_project, project)
+    proc = scistacks(project, "smoke", "demo")
+    assert proc.returncode == 0, proc.stderr
+    return project
+
+
+def _namespace() -> str:
+    return f"{REGISTRY}/test-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(scope="module")
+def published(smoked) -> tuple[Path, str, dict]:
+    namespace = _namespace()
+    proc = scistacks(smoked, "publish", "demo", "--registry", namespace)
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads((smoked / "build" / "publish" / "demo.json").read_text())
+    return smoked, namespace, record
+
+
+@pytest.mark.docker
+@pytest.mark.arm64
+@pytest.mark.registry
+def test_publish_pushes_one_multiarch_image_with_its_tags(published):
+    project, namespace, record = published
+    repo = f"{namespace}/demo"
+    inspect = subprocess.run(
+        ["docker", "buildx", "imagetools", "inspect", "--raw", f"{repo}:latest"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    index = json.loads(inspect.stdout)
+    platforms = {
+        f"{m['platform']['os']}/{m['platform']['architecture']}" for m in index["manifests"]
+    }
+    assert {"linux/amd64", "linux/arm64"} <= platforms
+    lock_hash = json.loads((project / "build" / "images" / "demo.json").read_text())["lock_hash"]
+    content = f"lock-{lock_hash[:12]}"
+    registry = Registry(REGISTRY)
+    tags = set(registry.tags(repo.split("/", 1)[1]))
+    today = dt.datetime.now(dt.UTC).strftime("%Y.%m.%d")
+    assert {content, f"{content}-amd64", f"{content}-arm64", today, "latest"} <= tags
+    # the demo project is no git checkout: no sha tag; it locks no python: no python-* tag
+    assert not any(t.startswith("python-") for t in tags)
+    digests = {registry.manifest(repo.split("/", 1)[1], t)[2] for t in (content, today, "latest")}
+    assert digests == {record["digest"]}
+    assert set(record["platforms"]) == {"linux/amd64", "linux/arm64"}
+
+
+@pytest.mark.docker
+@pytest.mark.arm64
+@pytest.mark.registry
+def test_artifacts_are_attached_and_the_sbom_matches_the_lock(published):
+    project, namespace, record = published
+    registry = Registry(REGISTRY)
+    repository = f"{namespace}/demo".split("/", 1)[1]
+    entries = registry.referrers(repository, record["digest"])
+    assert {e["artifactType"] for e in entries} == {
+        "application/vnd.scistacks.packages+markdown",
+        "application/vnd.cyclonedx+json",
+        "application/vnd.scistacks.smoke+markdown",
+    }
+    sbom_entry = next(e for e in entries if e["artifactType"] == "application/vnd.cyclonedx+json")
+    manifest = json.loads(registry.manifest(repository, sbom_entry["digest"])[0])
+    sbom = json.loads(registry.blob(repository, manifest["layers"][0]["digest"]))
+    assert sbom["bomFormat"] == "CycloneDX"
+    lock = __import__("yaml").safe_load(
+        (project / "lockfiles" / "demo" / "conda-lock.yml").read_text()
+    )
+    expected = {
+        (p["name"], p["version"], p["hash"]["sha256"])
+        for p in lock["package"]
+        if p["platform"] in ("linux-64", "linux-aarch64")
+    }
+    got = set()
+    for c in sbom["components"]:
+        sha = next(h["content"] for h in c["hashes"] if h["alg"] == "SHA-256")
+        got.add((c["name"], c["version"], sha))
+        assert c["purl"].startswith("pkg:conda/") and f"@{c['version']}?" in c["purl"]
+    assert got == expected
+
+
+@pytest.mark.docker
+@pytest.mark.arm64
+@pytest.mark.registry
+def test_second_publish_and_release_are_noops(published):
+    project, namespace, record = published
+    started = time.monotonic()
+    proc = scistacks(project, "publish", "demo", "--registry", namespace)
+    seconds = time.monotonic() - started
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("unchanged:") and record["digest"] in proc.stdout
+    assert seconds < 5  # mostly interpreter start-up; the registry side is two GETs
+    proc = scistacks(project, "release", "demo", "--registry", namespace)
+    assert proc.returncode == 0, proc.stderr
+    assert "smoke skipped" in proc.stderr and proc.stdout.startswith("unchanged:")
+
+
+@pytest.mark.docker
+@pytest.mark.arm64
+@pytest.mark.registry
+def test_unreachable_registry_is_one_line_naming_it(smoked):
+    for command in ("publish", "release"):
+        proc = scistacks(smoked, command, "demo", "--registry", "localhost:1/x")
+        assert proc.returncode == 1
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and "localhost:1" in lines[0], proc.stderr
+
+
+@pytest.mark.docker
+@pytest.mark.arm64
+@pytest.mark.registry
+def test_existing_immutable_tag_with_other_content_is_refused(smoked, tmp_path):
+    project = tmp_path / "demo"
+    shutil.copytree(smoked, project, ignore=shutil.ignore_patterns("publish"))
+    subprocess.run(["git", "init", "-q", str(project)], check=True)
+    subprocess.run(
+        [
+            "git",
+            "-C",
+            str(project),
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "x",
+        ],
+        check=True,
+    )
+    sha = subprocess.run(
+        ["git", "-C", str(project), "rev-parse", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    namespace = _namespace()
+    repository = f"{namespace}/demo".split("/", 1)[1]
+    registry = Registry(REGISTRY)
+    # the commit's tag already names something else (an empty index)
+    other = (
+        b'{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}'
+    )
+    registry.put_manifest(repository, sha[:12], other, "application/vnd.oci.image.index.v1+json")
+    proc = scistacks(project, "publish", "demo", "--registry", namespace)
+    assert proc.returncode == 1
+    assert len(proc.stderr.strip().splitlines()) == 1 and sha[:12] in proc.stderr
+    assert registry.tags(repository) == [sha[:12]]  # nothing pushed, no mutable tag moved
+    assert not (project / "build" / "publish" / "demo.json").exists()
+
+
+@pytest.mark.docker
+@pytest.mark.arm64
+@pytest.mark.registry
+def test_missing_platform_image_refuses_before_pushing(smoked, tmp_path):
+    project = tmp_path / "demo"
+    shutil.copytree(smoked, project, ignore=shutil.ignore_patterns("publish"))
+    record_file = project / "build" / "images" / "demo.json"
+    record = json.loads(record_file.read_text())
+    del record["platforms"]["linux-aarch64"]
+    record_file.write_text(json.dumps(record))
+    namespace = _namespace()
+    proc = scistacks(project, "publish", "demo", "--registry", namespace)
+    assert proc.returncode == 1
+    assert len(proc.stderr.strip().splitlines()) == 1 and "linux/arm64" in proc.stderr
+    assert Registry(REGISTRY).tags(f"{namespace}/demo".split("/", 1)[1]) == []
