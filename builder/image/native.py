@@ -296,25 +296,8 @@ def build_system(base_image: str, apt: list[str], oci_platform: str, work: Path,
     context = work / "context"  # the Dockerfile alone: the build copies nothing in
     context.mkdir(parents=True, exist_ok=True)
     (context / "Dockerfile").write_text(system_dockerfile(base_image, apt))
-    iid = work / "image-id"
-    iid.unlink(missing_ok=True)
-    log = work / "build.log"
     echo(f"  system image: {base_image} + {len(apt)} apt package(s) ({oci_platform})")
-    docker.run(
-        [
-            "buildx",
-            "build",
-            "--platform",
-            oci_platform,
-            "--load",
-            "--iidfile",
-            str(iid),
-            str(context),
-        ],
-        what=f"building the system image for {oci_platform} (log: {_shown(log)})",
-        log=log,
-    )
-    image = iid.read_text().strip()
+    image = _buildx(work, "build", oci_platform, [str(context)], "building the system image")
     arch = (docker.inspect_image(image) or {}).get("Architecture")
     if arch != docker.ARCHES[oci_platform]:
         raise BuildError(
@@ -484,29 +467,25 @@ def _post_build(
     try:
         dockerfile = work / "postbuild.Dockerfile"
         dockerfile.write_text(postbuild_dockerfile(temporary))
-        iid = work / "postbuild-image-id"
-        iid.unlink(missing_ok=True)
-        log = work / "postbuild.log"
         echo("  postBuild (as jovyan)")
-        docker.run(
-            [
-                "buildx",
-                "build",
-                "--platform",
-                oci_platform,
-                "--load",
-                "--iidfile",
-                str(iid),
-                "-f",
-                str(dockerfile),
-                str(context_dir),
-            ],
-            what=f"postBuild for {oci_platform} (log: {_shown(log)})",
-            log=log,
+        return _buildx(
+            work, "postbuild", oci_platform, ["-f", str(dockerfile), str(context_dir)], "postBuild"
         )
-        return iid.read_text().strip()
     finally:
         docker.remove(temporary)
+
+
+def _buildx(work: Path, step: str, oci_platform: str, args: list[str], what: str) -> str:
+    """``docker buildx build --load`` for one platform; returns the image id."""
+    iid = work / f"{step}-image-id"
+    iid.unlink(missing_ok=True)
+    log = work / f"{step}.log"
+    docker.run(
+        ["buildx", "build", "--platform", oci_platform, "--load", "--iidfile", str(iid), *args],
+        what=f"{what} for {oci_platform} (log: {_shown(log)})",
+        log=log,
+    )
+    return iid.read_text().strip()
 
 
 def default_base_image(dist: Distribution, arch: str, override: str | None) -> str:
