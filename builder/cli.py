@@ -643,6 +643,60 @@ def release_cmd(ctx: Context, names, all_, registry, platforms, channel_map):
 # ---------------------------------------------------------------- end publish / release
 
 
+# ---------------------------------------------------------------- run (researchers)
+
+
+@cli.command("run")
+@click.argument("target", metavar="NAME[:TAG] | REGISTRY/NS/NAME[:TAG]")
+@click.option(
+    "--registry",
+    default=None,
+    metavar="REGISTRY/NAMESPACE",
+    help="Where NAME:TAG is published (default: localhost:5000/scistacks).",
+)
+@click.option("--port", type=int, default=None, help="Host port on 127.0.0.1 (default: 8888+).")
+@click.option(
+    "--pull",
+    "pull_policy",
+    type=click.Choice(["missing", "always", "never"]),
+    default="missing",
+    show_default=True,
+)
+@click.option(
+    "--workdir",
+    type=click.Path(path_type=Path),
+    default=".",
+    help="Mounted at /home/jovyan/work (default: the current directory).",
+)
+@click.option("--detach", "-d", is_flag=True, help="Start in the background, print the URL.")
+@pass_ctx
+def run_cmd(ctx: Context, target, registry, port, pull_policy, workdir, detach):
+    """Run NAME's image with JupyterLab on 127.0.0.1, the current directory in work/."""
+    from builder import run
+    from builder.publish import DEFAULT_REGISTRY
+
+    try:
+        project = ctx.project
+    except ScistacksError:
+        project = None  # researchers run published images from anywhere
+    plan = run.plan(
+        project,
+        target,
+        registry or DEFAULT_REGISTRY,
+        workdir=workdir,
+        port=port,
+        pull_policy=pull_policy,
+    )
+    code = run.start(plan, detach, echo=lambda m: click.echo(m, err=True))
+    if detach:
+        click.echo(plan.url)
+        click.echo(f"running as {plan.name}; stop it with: docker stop {plan.name}", err=True)
+    sys.exit(code)
+
+
+# ---------------------------------------------------------------- end run
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=argv, prog_name="scistacks", standalone_mode=False)

@@ -1,0 +1,182 @@
+"""``scistacks run``: the researcher's laptop runs the image the hub runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from image.conftest import demo_images, demo_project  # noqa: F401  (fixtures)
+from image.demo_support import scistacks
+
+from builder import run
+from builder.project import Project
+
+# ---------------------------------------------------------------- pure rules
+
+
+@pytest.mark.parametrize(
+    ("uid", "gid", "rootless", "expected_user", "server_args"),
+    [
+        (0, 0, False, "0:0", ["--allow-root"]),
+        (1000, 1000, False, "1000:1000", []),
+        (1000, 20, False, "1000:20", []),
+        (501, 20, False, "501:20", []),
+        (501, 20, True, "0:0", ["--allow-root"]),
+    ],
+)
+def test_user_mapping_keeps_files_the_callers(uid, gid, rootless, expected_user, server_args):
+    options, extra = run.user_mapping(uid, gid, rootless)
+    assert options[options.index("--user") + 1] == expected_user
+    assert extra == server_args
+    # a uid jovyan's home does not belong to gets a home of its own
+    assert ("--tmpfs" in options) == (uid not in (0, 1000) and not rootless)
+    if "--tmpfs" in options:
+        assert (
+            options[options.index("--tmpfs") + 1] == f"/home/jovyan:uid={uid},gid={gid},mode=0755"
+        )
+
+
+def _project(tmp_path: Path, publish: dict | None = None, images: dict | None = None) -> Project:
+    (tmp_path / "distributions").mkdir(parents=True)
+    for stage, data in (("publish", publish), ("images", images)):
+        if data is not None:
+            path = tmp_path / "build" / stage / "demo.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(data))
+    return Project(tmp_path)
+
+
+def test_resolve_prefers_tag_then_publish_record_then_local_build(tmp_path):
+    reg = "ghcr.io/org"
+    assert run.resolve_image(None, "pangeo:2026.11.27", reg) == (
+        "ghcr.io/org/pangeo:2026.11.27",
+        True,
+    )
+    assert run.resolve_image(None, "quay.io/x/y@sha256:ab", reg) == ("quay.io/x/y@sha256:ab", True)
+    assert run.resolve_image(None, "demo", reg) == ("ghcr.io/org/demo:latest", True)
+    digest = "sha256:" + "1" * 64
+    published = _project(
+        tmp_path / "a", publish={"repository": "localhost:5000/ns/demo", "digest": digest}
+    )
+    assert run.resolve_image(published, "demo", reg) == (f"localhost:5000/ns/demo@{digest}", True)
+    built = _project(
+        tmp_path / "b",
+        images={"platforms": {"linux-64": {"oci_platform": "linux/amd64", "ref": "scistacks/d:1"}}},
+    )
+    assert run.resolve_image(built, "demo", reg) == ("", False)
+    assert run.local_build(built, "demo", "linux/amd64") == "scistacks/d:1"
+    with pytest.raises(run.RunError, match="no linux/arm64 image"):
+        run.local_build(built, "demo", "linux/arm64")
+
+
+def test_docker_argv_publishes_on_loopback_and_keeps_the_token_out_of_argv(tmp_path):
+    plan = run.RunPlan(
+        image="img:1",
+        platform="linux/amd64",
+        port=8899,
+        token="s3cr3t-token",
+        workdir=tmp_path,
+        name="scistacks-demo-8899",
+        user_args=["--user", "501:20"],
+    )
+    argv = plan.docker_argv(detach=True, tty=False)
+    assert argv[argv.index("-p") + 1] == "127.0.0.1:8899:8888"
+    assert argv[argv.index("-v") + 1] == f"{tmp_path}:/home/jovyan/work"
+    assert "s3cr3t-token" not in " ".join(argv)  # `ps` on the host shows argv
+    assert argv[argv.index("-e") + 1] == "JUPYTER_TOKEN"
+    assert plan.url == "http://127.0.0.1:8899/?token=s3cr3t-token"
+
+
+# ---------------------------------------------------------------- a real container
+
+
+def _status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return resp.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def _put_file(base: str, token: str, path: str) -> int:
+    req = urllib.request.Request(
+        f"{base}/api/contents/{path}?token={token}",
+        data=json.dumps({"type": "file", "format": "text", "content": "from jupyter\n"}).encode(),
+        method="PUT",
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=20) as resp:
+        return resp.status
+
+
+@pytest.mark.docker
+def test_run_maps_the_callers_uid_onto_the_mounted_work_dir(demo_images, tmp_path):  # noqa: F811
+    image = demo_images("linux/amd64")
+    work = tmp_path / "work"
+    work.mkdir()
+    work.chmod(0o777)  # whoever runs the tests: uid 4321 may write here
+    (work / "data.csv").write_text("a,b\n1,2\n")
+    plan = run.plan(None, image.ref, "localhost:5000/unused", workdir=work, uid=4321, gid=4321)
+    try:
+        assert run.start(plan, detach=True, wait=120) == 0
+        base = f"http://127.0.0.1:{plan.port}"
+        assert _status(f"{base}/api/contents/work") == 403  # no token, no entry
+        assert _status(f"{base}/api/contents/work/data.csv?token={plan.token}") == 200
+        assert _put_file(base, plan.token, "work/from-lab.txt") in (200, 201)
+        made = work / "from-lab.txt"
+        assert made.read_text() == "from jupyter\n"
+        assert (made.stat().st_uid, made.stat().st_gid) == (4321, 4321)
+        ports = subprocess.run(
+            ["docker", "port", plan.name], capture_output=True, text=True, check=True
+        ).stdout
+        assert ports.strip() == f"8888/tcp -> 127.0.0.1:{plan.port}"
+    finally:
+        subprocess.run(["docker", "rm", "-f", plan.name], capture_output=True)
+
+
+@pytest.mark.docker
+def test_run_cli_uses_the_local_build_and_prints_a_working_url(
+    demo_images,  # noqa: F811
+    demo_project,  # noqa: F811
+    tmp_path,
+):
+    demo_images(run.host_platform())
+    project = tmp_path / "demo"
+    shutil.copytree(demo_project, project)
+    shutil.rmtree(project / "build" / "publish", ignore_errors=True)  # unpublished: local build
+    proc = scistacks(
+        project, "run", "demo", "--detach", "--workdir", str(tmp_path), "--pull", "never"
+    )
+    name = None
+    try:
+        assert proc.returncode == 0, proc.stderr
+        url = proc.stdout.strip().splitlines()[-1]
+        assert url.startswith("http://127.0.0.1:") and "?token=" in url
+        name = proc.stderr.split("running as ")[1].split(";")[0]
+        base, token = url.split("/?token=")
+        assert len(token) >= 32
+        assert _status(f"{base}/api/status?token={token}") == 200
+        assert _status(f"{base}/api/status?token=wrong") == 403
+    finally:
+        if name:
+            subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+
+
+def test_run_without_docker_is_one_line(tmp_path):
+    env = {**os.environ, "PATH": str(tmp_path)}  # no docker on PATH
+    proc = subprocess.run(
+        [sys.executable, "-m", "builder", "run", "ghcr.io/org/demo:1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == "error: docker is not installed (no `docker` on PATH)"
