@@ -11,13 +11,12 @@ import json
 import shutil
 import subprocess
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 from docker_support import REGISTRY
-from image.conftest import demo_images, demo_project  # noqa: F401  (fixtures)
 from image.demo_support import scistacks
+from publish.conftest import namespace
 
 from builder.lock.model import LockedDistribution, LockedPackage
 from builder.publish.tags import TagContext, content_tag, tags_for
@@ -76,20 +75,8 @@ def test_content_tag_follows_packages_not_spec():
 # ---------------------------------------------------------------- the demo, published
 
 
-@pytest.fixture(scope="module")
-def smoked(demo_images, demo_project, tmp_path_factory) -> Path:  # noqa: F811
-    """A copy of the demo project with both images built and smoke-tested (really)."""
-    for platform in ("linux/amd64", "linux/arm64"):
-        demo_images(platform)
-    project = tmp_path_factory.mktemp("publish") / "demo"
-    shutil.copytree(demo_project, project)
-    proc = scistacks(project, "smoke", "demo")
-    assert proc.returncode == 0, proc.stderr
-    return project
-
-
 def _namespace() -> str:
-    return f"{REGISTRY}/test-{uuid.uuid4().hex[:10]}"
+    return namespace()
 
 
 @pytest.fixture(scope="module")
