@@ -552,11 +552,20 @@ def smoke_cmd(ctx: Context, name, platforms, images, jobs, results_dir):
 )
 @click.option("--digest", is_flag=True, help="Pin by digest from build/publish/NAME.json.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--attach",
+    is_flag=True,
+    help="Also attach each snippet to its published image (from build/publish/NAME.json).",
+)
 @pass_ctx
-def profiles_cmd(ctx: Context, names, registry, fmt, digest, output):
+def profiles_cmd(ctx: Context, names, registry, fmt, digest, output, attach):
     """Print (or write) a KubeSpawner profile_list for the distributions with a hub section."""
+    from builder.profiles import attach as attach_to_image
     from builder.profiles import generate
 
+    if attach:
+        for name in ctx.catalog.select(list(names)):
+            attach_to_image(ctx.project, ctx.catalog, name, echo=lambda m: click.echo(m, err=True))
     text = generate(
         ctx.project, ctx.catalog, list(names), registry, fmt=fmt, digest=digest, output=output
     )
@@ -578,21 +587,32 @@ def profiles_cmd(ctx: Context, names, registry, fmt, digest, output):
     "--registry",
     default=None,
     metavar="REGISTRY/NAMESPACE",
-    help="Where to push, e.g. ghcr.io/org (default: localhost:5000/scistacks).",
+    help="Where to push, e.g. ghcr.io/org (default: localhost:5000/scistacks, started if absent).",
 )
 @pass_ctx
 def publish_cmd(ctx: Context, name, registry):
     """Push NAME's smoke-tested images as one multi-arch image, tag it, attach its SBOM."""
-    from builder.publish import DEFAULT_REGISTRY, publish
+    from builder.publish import publish
 
     result = publish(
         ctx.project,
         ctx.catalog,
         name,
-        registry or DEFAULT_REGISTRY,
+        _registry_or_local(registry),
         echo=lambda m: click.echo(m, err=True),
     )
     _echo_published(result)
+
+
+def _registry_or_local(registry: str | None) -> str:
+    """No --registry: the local one on 127.0.0.1:5000, started when nothing answers."""
+    if registry:
+        return registry
+    from builder.publish import DEFAULT_REGISTRY
+    from builder.publish.local_registry import LocalRegistry
+
+    LocalRegistry().ensure(echo=lambda m: click.echo(m, err=True))
+    return DEFAULT_REGISTRY
 
 
 def _echo_published(result) -> None:
@@ -608,7 +628,7 @@ def _echo_published(result) -> None:
     "--registry",
     default=None,
     metavar="REGISTRY/NAMESPACE",
-    help="Where to push (default: localhost:5000/scistacks).",
+    help="Where to push (default: localhost:5000/scistacks, started if absent).",
 )
 @click.option(
     "--platform",
@@ -621,18 +641,19 @@ def _echo_published(result) -> None:
 @pass_ctx
 def release_cmd(ctx: Context, names, all_, registry, platforms, channel_map):
     """lock --check, build, smoke and publish NAME, skipping every stage that is current."""
-    from builder.publish import DEFAULT_REGISTRY, release
+    from builder.release import release
 
     if all_:
         names = tuple(ctx.project.distribution_names())
     if not names:
         raise ScistacksError("name a distribution, or pass --all")
+    registry = _registry_or_local(registry)
     for name in names:
         result = release(
             ctx.project,
             ctx.catalog,
             name,
-            registry or DEFAULT_REGISTRY,
+            registry,
             platforms=platforms or None,
             channel_map=_channel_map(ctx, channel_map),
             echo=lambda m: click.echo(m, err=True),

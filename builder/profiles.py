@@ -306,3 +306,55 @@ def generate(
     if output is not None:
         write_atomic(output, text)
     return text
+
+
+# ---------------------------------------------------------------- next to the image
+
+PROFILE_TYPE = "application/vnd.scistacks.profile+yaml"
+
+
+def attach(project: Project, catalog: Catalog, name: str, echo=lambda _: None) -> str | None:
+    """Attach NAME's snippet (both formats) to its published image, from the publish
+    record; returns the artifact digest (None: NAME is not offered on hubs)."""
+    from builder.registry import Registry
+
+    if catalog.get(name).hub is None:
+        return None
+    record_file = project.build_dir / "publish" / f"{name}.json"
+    shown = project.relative(record_file)
+    try:
+        record = json.loads(record_file.read_text())
+        ref = Reference.parse(record["repository"])
+        digest = record["digest"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise HubError(
+            f"{name} has no usable publish record (run: scistacks publish {name})", file=shown
+        ) from None
+    client = Registry(ref.host, timeout=10.0)
+    have = client.referrers(ref.repository, digest, PROFILE_TYPE)
+    if have:
+        return have[0]["digest"]
+    subject = client.manifest(ref.repository, digest)
+    if subject is None:
+        raise HubError(f"{ref.host}/{ref.repository}@{digest} is not in the registry", file=shown)
+    namespace = f"{ref.host}/{ref.repository.rsplit('/', 1)[0]}"
+    images = collect(project, catalog, [name], namespace)
+    files = {
+        "profile-z2jh.yaml": (render(profile_list(images), "z2jh").encode(), "application/yaml"),
+        "profile-kubespawner.py": (
+            render(profile_list(images), "kubespawner").encode(),
+            "text/x-python",
+        ),
+    }
+    raw, media, _ = subject
+    artifact = client.attach(
+        ref.repository,
+        digest,
+        media,
+        len(raw),
+        PROFILE_TYPE,
+        files,
+        {"org.opencontainers.image.title": "profile-z2jh.yaml"},
+    )
+    echo(f"{name}: profile snippet attached ({artifact[:19]})")
+    return artifact

@@ -126,7 +126,7 @@ def test_artifacts_are_attached_and_the_sbom_matches_the_lock(published):
     registry = Registry(REGISTRY)
     repository = f"{namespace}/demo".split("/", 1)[1]
     entries = registry.referrers(repository, record["digest"])
-    assert {e["artifactType"] for e in entries} == {
+    assert {e["artifactType"] for e in entries} >= {
         "application/vnd.scistacks.packages+markdown",
         "application/vnd.cyclonedx+json",
         "application/vnd.scistacks.smoke+markdown",
@@ -165,6 +165,37 @@ def test_second_publish_and_release_are_noops(published):
     proc = scistacks(project, "release", "demo", "--registry", namespace)
     assert proc.returncode == 0, proc.stderr
     assert "smoke skipped" in proc.stderr and proc.stdout.startswith("unchanged:")
+
+
+@pytest.mark.docker
+@pytest.mark.arm64
+@pytest.mark.registry
+def test_release_attaches_the_profile_snippet_pinned_by_content_tag(published):
+    project, namespace, record = published
+    proc = scistacks(project, "release", "demo", "--registry", namespace)
+    assert proc.returncode == 0, proc.stderr
+    registry = Registry(REGISTRY)
+    repository = f"{namespace}/demo".split("/", 1)[1]
+    entries = registry.referrers(
+        repository, record["digest"], "application/vnd.scistacks.profile+yaml"
+    )
+    assert len(entries) == 1  # the no-op release did not attach a second one
+    manifest = json.loads(registry.manifest(repository, entries[0]["digest"])[0])
+    files = {
+        layer["annotations"]["org.opencontainers.image.title"]: registry.blob(
+            repository, layer["digest"]
+        )
+        for layer in manifest["layers"]
+    }
+    assert set(files) == {"profile-z2jh.yaml", "profile-kubespawner.py"}
+    lock_hash = json.loads((project / "build" / "images" / "demo.json").read_text())["lock_hash"]
+    pinned = f"{namespace}/demo:lock-{lock_hash[:12]}"
+    values = __import__("yaml").safe_load(files["profile-z2jh.yaml"])
+    assert pinned in json.dumps(values["singleuser"]["profileList"])
+    scope: dict = {"c": type("Config", (), {"KubeSpawner": type("K", (), {})()})()}
+    exec(compile(files["profile-kubespawner.py"], "profile-kubespawner.py", "exec"), scope)
+    assert pinned in json.dumps(scope["c"].KubeSpawner.profile_list)
+    assert "latest" not in files["profile-z2jh.yaml"].decode()
 
 
 @pytest.mark.docker

@@ -1,0 +1,52 @@
+"""``scistacks release``: every stage in order, each skipped when its output is current.
+
+lock --check → context + build (native) → smoke → publish → profile snippet attached.
+The stages keep their own rules; this module only chains them and stops at the first
+refusal, so a release never publishes what a stage would not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from builder import image, profiles
+from builder import lock as locking
+from builder.errors import PublishError
+from builder.project import Project
+from builder.publish import DEFAULT_REGISTRY, Published, publish, smoke_is_current, target
+from builder.smoke import smoke
+
+
+def release(
+    project: Project,
+    catalog,
+    name: str,
+    registry: str = DEFAULT_REGISTRY,
+    *,
+    platforms=None,
+    channel_map,
+    echo: Callable[[str], None] = lambda _: None,
+) -> Published:
+    client, _ = target(registry, name)
+    try:
+        client.ping()  # before minutes of building, not after
+    except PublishError as exc:
+        raise PublishError(f"registry {client.host} does not answer ({exc})") from None
+    stale = locking.check(project, catalog, [name])
+    if stale:
+        raise PublishError(f"lock is out of date, not releasing: {stale[0].reason}")
+    built = image.build(
+        project, catalog, name, platforms, "native", channel_map=channel_map, echo=echo
+    )
+    # (build writes the context of each platform it builds; skipped ones need none)
+    echo(f"{name}: {sum(not b.skipped for b in built)} of {len(built)} images built")
+    if smoke_is_current(project, name):
+        echo(f"{name}: smoke results match the images, smoke skipped")
+    else:
+        report = smoke(project, name, platforms=platforms, echo=echo)
+        if not report.passed:
+            where = project.relative(report.results_dir / "summary.md")
+            raise PublishError(f"smoke tests failed, not publishing (see {where})")
+    published = publish(project, catalog, name, registry, echo=echo)
+    profiles.attach(project, catalog, name, echo=echo)
+    return published
