@@ -47,18 +47,7 @@ def load_yaml(
     ``machine_written`` files (lockfiles) skip the duplicate-key check for libyaml's speed.
     """
     shown = shown_as or os.fspath(path)
-    try:
-        raw = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise error("file not found", file=shown) from None
-    except OSError as exc:
-        raise error(f"cannot read: {exc.strerror}", file=shown) from None
-    if b"\x00" in raw:
-        raise error("not a text file (binary content)", file=shown)
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise error("not UTF-8 text", file=shown) from None
+    text = read_text(path, shown, error)
     try:
         loader = _FAST_LOADER if machine_written else _UniqueKeyLoader  # both SafeLoaders
         return yaml.load(text, Loader=loader)
@@ -69,3 +58,22 @@ def load_yaml(
         raise error(f"invalid YAML: {problem}", file=shown, field=where) from None
     except yaml.YAMLError as exc:
         raise error(f"invalid YAML: {exc}", file=shown) from None
+
+
+def read_text(path: str | os.PathLike, shown: str, error=ScistacksError) -> str:
+    """A config file's text, or one ``error`` naming it: missing, a directory, binary or
+    not UTF-8."""
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise error("file not found", file=shown) from None
+    except IsADirectoryError:
+        raise error("is a directory, not a file", file=shown) from None
+    except OSError as exc:
+        raise error(f"cannot read: {exc.strerror}", file=shown) from None
+    if b"\x00" in raw:
+        raise error("not a text file (binary content)", file=shown)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise error("not UTF-8 text", file=shown) from None

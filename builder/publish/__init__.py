@@ -14,6 +14,7 @@ Order matters, so a failure never leaves a tag pointing at something half-publis
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -257,10 +258,11 @@ def publish(
             raise PublishError(f"{ref.with_tag(content)} exists with other content, not replacing")
         index = client.manifest(repo, content)
         latest = client.manifest(repo, "latest") if "latest" in existing else None
-        previous = _read_record(project, name)
-        if latest and index and latest[2] == index[2] and previous.get("digest") == index[2]:
+        previous = _previous(project, name)
+        if latest and index and latest[2] == index[2] and previous and previous.digest == index[2]:
             echo(f"unchanged: {ref.with_tag(content)} ({index[2]})")
-            return Published(**{**previous, "unchanged": True})
+            return dataclasses.replace(previous, unchanged=True)
+        # (a lost or hand-edited record: publish again; every step below is idempotent)
 
     tagset = tags_for(
         TagContext(
@@ -369,11 +371,16 @@ def _dated_already(client, repo, tag, digest, existing) -> str | None:
     return None
 
 
-def _read_record(project: Project, name: str) -> dict:
+def _previous(project: Project, name: str) -> Published | None:
+    """The last publish record, when it is one (else: not trusted, publish again)."""
     try:
-        return json.loads(record_path(project, name).read_text())
-    except (OSError, ValueError):
-        return {}
+        data = json.loads(record_path(project, name).read_text())
+        known = {f.name for f in dataclasses.fields(Published)} - {"unchanged"}
+        if not isinstance(data, dict) or set(data) != known:
+            return None
+        return Published(**data)
+    except (OSError, ValueError, TypeError):
+        return None
 
 
 def _write_record(project: Project, published: Published) -> None:

@@ -170,6 +170,23 @@ def test_second_publish_and_release_are_noops(published):
 @pytest.mark.docker
 @pytest.mark.arm64
 @pytest.mark.registry
+@pytest.mark.parametrize("record", ['{"digest": "sha256:00", "extra": 1}', "[1, 2]", "{"])
+def test_a_damaged_publish_record_is_not_trusted_but_republished(published, tmp_path, record):
+    project, namespace, expected = published
+    copy = tmp_path / "demo"
+    shutil.copytree(project, copy)
+    (copy / "build" / "publish" / "demo.json").write_text(record)
+    proc = scistacks(copy, "publish", "demo", "--registry", namespace)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("published:")  # not "unchanged": the record was not believed
+    rewritten = json.loads((copy / "build" / "publish" / "demo.json").read_text())
+    assert rewritten["digest"] == expected["digest"]
+    assert rewritten["immutable"] == expected["immutable"]  # no second CalVer tag
+
+
+@pytest.mark.docker
+@pytest.mark.arm64
+@pytest.mark.registry
 def test_release_attaches_the_profile_snippet_pinned_by_content_tag(published):
     project, namespace, record = published
     proc = scistacks(project, "release", "demo", "--registry", namespace)

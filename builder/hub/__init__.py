@@ -1,0 +1,441 @@
+"""Stage 8: hub. Reads hub config files (kept in the hub admins' own repositories), what
+the registry publishes, and the project's ``yanked.yml``:
+
+- ``bump`` rewrites every reference to our images to the newest published release that
+  is not yanked, in the tag style the reference already uses (content ``lock-…`` or
+  CalVer), and returns a diff;
+- ``check`` reports, with file and line, references to yanked images, to mutable tags
+  (``latest``, ``python-3.12``), to tags that do not exist, and untagged ones;
+- ``yank`` records that a published tag must not be used, in ``yanked.yml`` and next to
+  the image in the registry.
+
+Releases are ordered by their CalVer tags (``YYYY.MM.DD``, then ``-2``, ``-3``…), which
+publish gives every release; the content tag names the same digest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import difflib
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from builder.errors import HubError, PublishError
+from builder.fsutil import write_atomic
+from builder.hub import yanked as yanks
+from builder.hub.config import HubConfig, ImageRef, Ours
+from builder.image import labels as oci_labels
+from builder.project import Project
+from builder.publish import DEFAULT_REGISTRY, target
+from builder.publish.tags import DEFAULT_TAGGERS, POLICIES, VersionTagger
+from builder.registry import Reference
+
+__all__ = ["STYLES", "bump", "check", "mutable_tag", "yank"]
+
+STYLES = ("content", "calver")
+CALVER_RE = re.compile(r"(\d{4})\.(\d{2})\.(\d{2})(?:-(\d+))?\Z")
+CONTENT_RE = re.compile(r"lock-[0-9a-f]{12}\Z")  # not lock-…-amd64: one platform only
+PIN = "pin an immutable tag (scistacks hub bump does)"
+
+
+def mutable_tag(tag: str) -> bool:
+    """``latest`` and the version tags of the tag policy (``python-3.12``, ``r-4.4``)."""
+    if tag == "latest":
+        return True
+    prefixes = {
+        t.prefix or t.package
+        for policy in (DEFAULT_TAGGERS, *POLICIES.values())
+        for t in policy
+        if isinstance(t, VersionTagger)
+    }
+    version = re.fullmatch(r"(.+)-\d+(?:\.\d+)*", tag)
+    return bool(version) and version.group(1) in prefixes
+
+
+def _calver_key(tag: str) -> tuple[int, int, int, int]:
+    y, m, d, n = CALVER_RE.match(tag).groups()
+    return int(y), int(m), int(d), int(n or 1)
+
+
+def _style_of(tag: str | None) -> str | None:
+    if tag and CALVER_RE.match(tag):
+        return "calver"
+    if tag and CONTENT_RE.match(tag):
+        return "content"
+    return None  # latest, a version tag, a git sha, a platform's tag, no tag
+
+
+@dataclass(frozen=True)
+class Yank:
+    """Why a digest must not be used (from yanked.yml or the registry's advisory)."""
+
+    tag: str
+    reason: str
+    date: str
+    replaced_by: str | None = None
+
+
+class Published:
+    """What the registry publishes for one distribution, read lazily and once."""
+
+    def __init__(self, registry: str, name: str, yanked: yanks.YankedList):
+        self.client, ref = target(registry, name)
+        self.repository = ref.repository
+        self.reference = Reference(ref.host, ref.repository)
+        self.name = name
+        self.yanked = yanked
+        self._tags: list[str] | None = None
+        self._manifests: dict[str, tuple[bytes, str, str] | None] = {}
+        self._yanks: dict[str, list[Yank]] = {}
+
+    @property
+    def tags(self) -> list[str]:
+        if self._tags is None:
+            self._tags = self.client.tags(self.repository)
+        return self._tags
+
+    def manifest(self, reference: str) -> tuple[bytes, str, str] | None:
+        if reference not in self._manifests:
+            self._manifests[reference] = self.client.manifest(self.repository, reference)
+        return self._manifests[reference]
+
+    def digest(self, reference: str) -> str | None:
+        found = self.manifest(reference)
+        return found[2] if found else None
+
+    def yanks(self, digest: str) -> list[Yank]:
+        if digest not in self._yanks:
+            out = [
+                Yank(e.tag, e.reason, e.date.isoformat(), e.replaced_by)
+                for e in self.yanked.find(self.name, digest=digest)
+            ]
+            out += [
+                Yank(a.tag, a.reason, a.date, a.replaced_by)
+                for a in yanks.advisories(self.client, self.repository, digest)
+            ]
+            self._yanks[digest] = out
+        return self._yanks[digest]
+
+    def releases(self) -> list[str]:
+        """CalVer tags, newest first."""
+        return sorted((t for t in self.tags if CALVER_RE.match(t)), key=_calver_key, reverse=True)
+
+    def newest(self) -> tuple[str, str] | None:
+        """(CalVer tag, digest) of the newest release that is not yanked."""
+        for tag in self.releases():
+            digest = self.digest(tag)
+            if digest and not self.yanks(digest):
+                return tag, digest
+        return None
+
+    def content_tag(self, digest: str) -> str | None:
+        """The ``lock-…`` tag naming ``digest``: the one its lock-hash label gives, checked."""
+        candidates = [t for t in self.tags if CONTENT_RE.match(t)]
+        labels = self.client.config_labels(self.repository, digest) or {}
+        guess = f"lock-{labels.get(oci_labels.LOCK_HASH, '')[:12]}"
+        if guess in candidates:
+            candidates.remove(guess)
+            candidates.insert(0, guess)
+        return next((t for t in candidates if self.digest(t) == digest), None)
+
+    def tag_for(self, release: tuple[str, str], style: str) -> str:
+        calver, digest = release
+        if style == "content":
+            return self.content_tag(digest) or calver
+        return calver
+
+
+class _Registries:
+    """One ``Published`` per repository; registry errors name the reference's file/line."""
+
+    def __init__(self, project: Project, refs: Iterable[ImageRef]):
+        self._yanked = yanks.load(project)
+        self._repos: dict[tuple[str, str], Published] = {}
+        pinged: set[str] = set()
+        for ref in refs:
+            repo = self.of(ref)
+            if repo.client.host in pinged:
+                continue
+            pinged.add(repo.client.host)
+            try:
+                repo.client.ping()
+            except PublishError as exc:
+                raise HubError(
+                    f"registry {repo.client.host} does not answer ({exc.message})",
+                    file=ref.file,
+                    field=f"line {ref.line}",
+                ) from None
+
+    def of(self, ref: ImageRef) -> Published:
+        key = (ref.registry, ref.distribution)
+        if key not in self._repos:
+            self._repos[key] = Published(ref.registry, ref.distribution, self._yanked)
+        return self._repos[key]
+
+
+@contextlib.contextmanager
+def _at(ref: ImageRef) -> Iterator[None]:
+    try:
+        yield
+    except PublishError as exc:
+        raise HubError(exc.message, file=ref.file, field=f"line {ref.line}") from None
+
+
+def _load(project: Project, catalog, paths: Iterable[str | Path], registries) -> list[HubConfig]:
+    ours = Ours(_registries(registries), catalog.names())
+    configs = [HubConfig.load(p, ours) for p in paths]
+    if not configs:
+        raise HubError("name at least one hub config file")
+    return configs
+
+
+def _registries(registries: Iterable[str] | None) -> list[str]:
+    out = []
+    for value in registries or (DEFAULT_REGISTRY,):
+        ref = Reference.parse(value.rstrip("/"))  # one line if it is not REGISTRY/NAMESPACE
+        if ref.tag or ref.digest:
+            raise HubError(
+                f"expected REGISTRY/NAMESPACE without a tag or digest, got {value!r}",
+                field="--registry",
+            )
+        out.append(str(ref))
+    return out
+
+
+def _yank_text(y: Yank, ref: ImageRef) -> str:
+    text = f"yanked on {y.date} ({y.tag}): {y.reason}"
+    if y.replaced_by:
+        text += f"; replaced by {ref.with_tag(y.replaced_by)}"
+    return text
+
+
+# ---------------------------------------------------------------- bump
+
+
+@dataclass
+class BumpedFile:
+    config: HubConfig
+    changes: dict[ImageRef, str]  # reference -> its new tag
+    text: str  # the file's new text (the old one when nothing changed)
+    written: bool = False
+
+    @property
+    def diff(self) -> str:
+        shown = self.config.shown
+        return "".join(
+            difflib.unified_diff(
+                self.config.text.splitlines(keepends=True),
+                self.text.splitlines(keepends=True),
+                shown,
+                shown,
+            )
+        )
+
+
+def bump(
+    project: Project,
+    catalog,
+    paths: Iterable[str | Path],
+    registries: Iterable[str] | None = None,
+    *,
+    style: str | None = None,
+    write: bool = True,
+) -> list[BumpedFile]:
+    """Rewrite references to the newest non-yanked release; digests are left alone.
+
+    Every file is read and every new tag decided before anything is written.
+    """
+    if style is not None and style not in STYLES:
+        raise HubError(f"unknown style {style!r} (expected {' or '.join(STYLES)})", field="--style")
+    configs = _load(project, catalog, paths, registries)
+    published = _Registries(project, (r for c in configs for r in c.refs))
+    results = []
+    for config in configs:
+        changes: dict[ImageRef, str] = {}
+        for ref in config.refs:
+            if ref.digest:
+                continue  # pinned by digest: the admin chose that exact image
+            with _at(ref):
+                new = _bumped_tag(published.of(ref), ref, style)
+            if new is not None:
+                changes[ref] = new
+        text = config.rewritten(changes) if changes else config.text
+        results.append(BumpedFile(config, changes, text))
+    if write:
+        for result in results:
+            if result.changes:
+                result.written = write_atomic(result.config.path, result.text)
+    return results
+
+
+def _bumped_tag(repo: Published, ref: ImageRef, style: str | None) -> str | None:
+    """The tag ``ref`` should carry, or None when it is current."""
+    newest = repo.newest()
+    if newest is None:
+        raise HubError(
+            f"{repo.reference} has no published release that is not yanked (no CalVer tag)",
+            file=ref.file,
+            field=f"line {ref.line}",
+        )
+    # latest, a git sha, a version tag or no tag at all become the content tag
+    wanted = style or _style_of(ref.tag) or "content"
+    current = (
+        _style_of(ref.tag) == wanted and ref.tag in repo.tags and repo.digest(ref.tag) == newest[1]
+    )
+    return None if current else repo.tag_for(newest, wanted)
+
+
+# ---------------------------------------------------------------- check
+
+
+@dataclass(frozen=True)
+class Finding:
+    ref: ImageRef
+    message: str
+    problem: bool = True  # False: for information only
+
+    def __str__(self) -> str:
+        return f"{self.ref.where}: {self.message}"
+
+
+@dataclass
+class CheckReport:
+    refs: list[ImageRef]
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def problems(self) -> list[Finding]:
+        return [f for f in self.findings if f.problem]
+
+    @property
+    def notes(self) -> list[Finding]:
+        return [f for f in self.findings if not f.problem]
+
+
+def check(
+    project: Project, catalog, paths: Iterable[str | Path], registries: Iterable[str] | None = None
+) -> CheckReport:
+    """Yanked, mutable, missing and untagged references, in file and line order."""
+    configs = _load(project, catalog, paths, registries)
+    refs = [r for c in configs for r in c.refs]
+    published = _Registries(project, refs)
+    report = CheckReport(refs)
+    for ref in refs:
+        with _at(ref):
+            report.findings += _check_ref(published.of(ref), ref)
+    return report
+
+
+def _check_ref(repo: Published, ref: ImageRef) -> list[Finding]:
+    if ref.digest:
+        digest = ref.digest
+        if repo.manifest(digest) is None:
+            return [Finding(ref, f"{ref} does not exist in the registry")]
+        yanked = repo.yanks(digest)
+        if yanked:
+            return [Finding(ref, f"{ref} is {_yank_text(yanked[0], ref)}")]
+        return [Finding(ref, f"{ref.repository} is pinned by digest", problem=False)]
+
+    out = []
+    if ref.tag is None:
+        out.append(Finding(ref, f"{ref} has no tag, which means latest: {PIN}"))
+        digest = repo.digest("latest")
+    elif ref.tag not in repo.tags:
+        old = repo.yanked.find(ref.distribution, tag=ref.tag)
+        why = f" (it was {_yank_text(_yank_of(old[0]), ref)})" if old else ""
+        return [Finding(ref, f"{ref} does not exist in the registry{why}")]
+    else:
+        digest = repo.digest(ref.tag)
+        if mutable_tag(ref.tag):
+            out.append(Finding(ref, f"{ref} is a mutable tag: {PIN}"))
+    yanked = repo.yanks(digest) if digest else []
+    if yanked:
+        out.append(Finding(ref, f"{ref} is {_yank_text(yanked[0], ref)}"))
+    if not out:
+        newest = repo.newest()
+        if newest and digest != newest[1]:
+            out.append(
+                Finding(ref, f"{ref} is not the newest release ({newest[0]})", problem=False)
+            )
+    return out
+
+
+def _yank_of(entry: yanks.YankedTag) -> Yank:
+    return Yank(entry.tag, entry.reason, entry.date.isoformat(), entry.replaced_by)
+
+
+# ---------------------------------------------------------------- yank
+
+
+@dataclass(frozen=True)
+class Yanked:
+    entry: yanks.YankedTag
+    reference: str  # REGISTRY/NAMESPACE/NAME:TAG
+    recorded: bool  # False: yanked.yml held it already
+    artifact: str  # digest of the registry advisory
+
+
+def yank(
+    project: Project,
+    catalog,
+    name_tag: str,
+    reason: str,
+    registry: str | None = None,
+    *,
+    replaced_by: str | None = None,
+    today: dt.date | None = None,
+) -> Yanked:
+    """Mark NAME:TAG as not to be used: registry advisory first, then yanked.yml."""
+    name, _, tag = name_tag.partition(":")
+    if not name or not tag:
+        raise HubError(f"expected NAME:TAG, got {name_tag!r}", field="NAME:TAG")
+    catalog.get(name)  # an unknown distribution: one line naming the known ones
+    reason = " ".join(reason.split())
+    if not reason:
+        raise HubError("say why the tag is yanked", field="--reason")
+    yanks.load(project)  # a broken yanked.yml fails before the registry is touched
+    registry = _registries([registry] if registry else None)[0]
+    repo = Published(registry, name, yanks.YankedList())
+    ref = repo.reference.with_tag(tag)
+    try:
+        repo.client.ping()
+    except PublishError as exc:
+        raise HubError(f"registry {repo.client.host} does not answer ({exc.message})") from None
+    found = repo.manifest(tag)
+    if found is None:
+        raise HubError(f"{ref} does not exist in the registry; nothing yanked", field="NAME:TAG")
+    raw, media, digest = found
+    if mutable_tag(tag):
+        pinned = repo.content_tag(digest)
+        target_tag = f" ({repo.reference.with_tag(pinned)})" if pinned else ""
+        raise HubError(
+            f"{tag} is a mutable tag; yank the immutable tag it points at{target_tag}",
+            field="NAME:TAG",
+        )
+    if replaced_by is not None:
+        other = repo.digest(replaced_by)
+        if other is None:
+            raise HubError(
+                f"{repo.reference.with_tag(replaced_by)} does not exist in the registry",
+                field="--replaced-by",
+            )
+        if other == digest or mutable_tag(replaced_by):
+            raise HubError(
+                f"{replaced_by} is the same image or a mutable tag; name the release to use",
+                field="--replaced-by",
+            )
+    entry = yanks.YankedTag(
+        distribution=name,
+        tag=tag,
+        digest=digest,
+        reason=reason,
+        date=today or dt.datetime.now(dt.UTC).date(),
+        replaced_by=replaced_by,
+    )
+    subject = yanks.Subject(repo.repository, digest, media, len(raw))
+    artifact = yanks.attach(repo.client, subject, entry)
+    recorded = yanks.add(project, entry)
+    return Yanked(entry, str(ref), recorded, artifact)
