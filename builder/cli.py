@@ -530,6 +530,34 @@ def smoke_cmd(ctx: Context, name, platforms, images, jobs, results_dir):
 # ---------------------------------------------------------------- end smoke
 
 
+# ---------------------------------------------------------------- collect (CI: one runner per platform)
+
+
+@cli.command("collect")
+@click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@pass_ctx
+def collect_cmd(ctx: Context, runs):
+    """Join build/ records and smoke results from other machines (RUN/build/...) into build/."""
+    from builder.image import merge_records
+    from builder.smoke import merge_results
+
+    for name in ctx.project.distribution_names():
+        records = [r / "build" / "images" / f"{name}.json" for r in runs]
+        records = [p for p in records if p.is_file()]
+        results = [r / "build" / "smoke" / name for r in runs]
+        results = [d for d in results if (d / "results.json").is_file()]
+        if records:
+            merged = merge_records(ctx.project, name, records)
+            click.echo(f"{name}: images for {', '.join(merged['platforms'])}")
+        if results:
+            merged = merge_results(ctx.project, name, results)
+            state = "passed" if merged["passed"] else "FAILED"
+            click.echo(f"{name}: smoke {state} on {', '.join(merged['platforms'])}")
+
+
+# ---------------------------------------------------------------- end collect
+
+
 # ---------------------------------------------------------------- profiles
 
 

@@ -220,3 +220,42 @@ def build(
         built.append(BuiltImage(name, platform, oci, ref, image_id, platform_hash, engine))
         _write_record(project, locked, built)
     return built
+
+
+def merge_records(project: Project, name: str, others: Iterable[Path]) -> dict:
+    """Join records written on other machines (CI builds each platform on its own
+    runner) into ``build/images/NAME.json``; all must be of the current lock."""
+    from builder.lock import read_lock
+
+    expected = read_lock(project, name).lock_hash()
+    here = record_path(project, name)
+    platforms: dict[str, dict] = {}
+    for path in [here, *others] if here.is_file() else list(others):
+        shown = project.relative(path)
+        try:
+            data = json.loads(Path(path).read_text())
+            entries = dict(data["platforms"])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            raise BuildError("not an image record (build/images/NAME.json)", file=shown) from None
+        if data.get("lock_hash") != expected:
+            raise BuildError(
+                f"built from another lock than lockfiles/{name} (run: scistacks build {name})",
+                file=shown,
+                field="lock_hash",
+            )
+        for plat, entry in entries.items():
+            known = platforms.get(plat)
+            if known and known.get("image_id") != entry.get("image_id"):
+                raise BuildError(
+                    f"two different {plat} images: {known.get('image_id')} and "
+                    f"{entry.get('image_id')}",
+                    file=shown,
+                )
+            platforms[plat] = entry
+    record = {
+        "distribution": name,
+        "lock_hash": expected,
+        "platforms": dict(sorted(platforms.items())),
+    }
+    write_atomic(here, json.dumps(record, indent=2) + "\n")
+    return record
