@@ -592,8 +592,14 @@ def profiles_cmd(ctx: Context, names, registry, fmt, digest, output, attach):
     from builder.profiles import generate
 
     if attach:
+        from builder.publish import record_path
+
         for name in ctx.catalog.select(list(names)):
-            attach_to_image(ctx.project, ctx.catalog, name, echo=lambda m: click.echo(m, err=True))
+            # without names: the distributions published from here (CI publishes what changed)
+            if names or record_path(ctx.project, name).is_file():
+                attach_to_image(
+                    ctx.project, ctx.catalog, name, echo=lambda m: click.echo(m, err=True)
+                )
     text = generate(
         ctx.project, ctx.catalog, list(names), registry, fmt=fmt, digest=digest, output=output
     )

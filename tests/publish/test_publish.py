@@ -218,6 +218,31 @@ def test_release_attaches_the_profile_snippet_pinned_by_content_tag(published):
 @pytest.mark.docker
 @pytest.mark.arm64
 @pytest.mark.registry
+def test_profiles_attach_needs_a_publish_record_only_when_named(published, tmp_path):
+    project, namespace, record = published
+    proc = scistacks(project, "profiles", "--registry", namespace, "--attach")
+    assert proc.returncode == 0, proc.stderr
+    assert f"{namespace}/demo:lock-" in proc.stdout
+    entries = Registry(REGISTRY).referrers(
+        f"{namespace}/demo".split("/", 1)[1],
+        record["digest"],
+        "application/vnd.scistacks.profile+yaml",
+    )
+    assert len(entries) == 1
+
+    unpublished = tmp_path / "demo"
+    shutil.copytree(project, unpublished, ignore=shutil.ignore_patterns("publish"))
+    quiet = scistacks(unpublished, "profiles", "--registry", namespace, "--attach")
+    assert quiet.returncode == 0, quiet.stderr  # nothing published here: nothing to attach
+    named = scistacks(unpublished, "profiles", "--registry", namespace, "--attach", "demo")
+    assert named.returncode == 1 and named.stdout == ""
+    [line] = named.stderr.strip().splitlines()
+    assert "build/publish/demo.json" in line and "scistacks publish demo" in line
+
+
+@pytest.mark.docker
+@pytest.mark.arm64
+@pytest.mark.registry
 def test_unreachable_registry_is_one_line_naming_it(smoked):
     for command in ("publish", "release"):
         proc = scistacks(smoked, command, "demo", "--registry", "localhost:1/x")
