@@ -20,8 +20,11 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def release(root: Path, registry: str) -> tuple[float, subprocess.CompletedProcess]:
+    return scistacks(root, "release", "demo", "--registry", registry)
+
+
+def scistacks(root: Path, *args: str) -> tuple[float, subprocess.CompletedProcess]:
     started = time.monotonic()
-    args = ["release", "demo", "--registry", registry]
     proc = subprocess.run(
         [sys.executable, "-m", "builder", "--root", str(root), *args],
         capture_output=True,
@@ -49,6 +52,10 @@ def main() -> None:
             sys.exit(f"not a no-op: {proc.stdout.strip()} {proc.stderr.strip()}")
         times.append(seconds)
     print("no-op release: " + ", ".join(f"{t:.2f}s" for t in times) + f" (best {min(times):.2f}s)")
+    # baseline: what any command pays (interpreter, imports, the lock read and checked)
+    base = min(scistacks(args.root, "lock", "--check", "demo")[0] for _ in range(args.runs))
+    print(f"baseline `scistacks lock --check demo`: {base:.2f}s")
+    print(f"ratio no-op release / baseline: {min(times) / base:.2f} (goal: release < 3 s)")
 
 
 if __name__ == "__main__":
