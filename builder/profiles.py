@@ -333,6 +333,7 @@ def attach(project: Project, catalog: Catalog, name: str, echo=lambda _: None) -
     client = Registry(ref.host, timeout=10.0)
     have = client.referrers(ref.repository, digest, PROFILE_TYPE)
     if have:
+        echo(f"{name}: profile snippet already attached ({have[0]['digest'][:19]})")
         return have[0]["digest"]
     subject = client.manifest(ref.repository, digest)
     if subject is None:
