@@ -41,6 +41,17 @@ class Context:
 pass_ctx = click.make_pass_decorator(Context)
 
 
+def _project_if_any(ctx: Context, catalog: bool = True):
+    """(project, catalog), or (None, None) outside a project: researchers and hub admins
+    run `run` and `hub` from anywhere. Any other problem of the project still fails."""
+    try:
+        return ctx.project, (ctx.catalog if catalog else None)
+    except ScistacksError as exc:
+        if "not a scistacks project" not in exc.message:
+            raise
+        return None, None
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option(
     "--root",
@@ -730,10 +741,7 @@ def run_cmd(ctx: Context, target, registry, port, pull_policy, workdir, detach):
     from builder import run
     from builder.publish import DEFAULT_REGISTRY
 
-    try:
-        project = ctx.project
-    except ScistacksError:
-        project = None  # researchers run published images from anywhere
+    project, _ = _project_if_any(ctx, catalog=False)
     plan = run.plan(
         project,
         target,
@@ -782,7 +790,8 @@ def hub_bump_cmd(ctx: Context, configs, registries, check, style):
     """Rewrite image tags in hub configs to the newest published release that is not yanked."""
     from builder import hub
 
-    results = hub.bump(ctx.project, ctx.catalog, configs, registries, style=style, write=not check)
+    project, catalog = _project_if_any(ctx)
+    results = hub.bump(project, catalog, configs, registries, style=style, write=not check)
     stale = [(ref, new) for r in results for ref, new in r.changes.items()]
     if check:
         for ref, new in stale:
@@ -808,7 +817,8 @@ def hub_check_cmd(ctx: Context, configs, registries):
     """Flag references to yanked, mutable (latest), missing or untagged images; exit 1 if any."""
     from builder import hub
 
-    report = hub.check(ctx.project, ctx.catalog, configs, registries)
+    project, catalog = _project_if_any(ctx)
+    report = hub.check(project, catalog, configs, registries)
     for note in report.notes:
         click.echo(f"{note.ref.where}: note: {note.message}", err=True)
     for finding in report.problems:

@@ -213,3 +213,14 @@ def test_weekly_bump_opens_a_pull_request_with_the_diff(workflows):
     scripts = "\n".join(s.get("run", "") for s in steps)
     assert scripts.index("scistacks bump --all") < scripts.index("scistacks diff --base HEAD")
     assert "gh pr create" in scripts and "--body-file" in scripts
+
+
+def test_hub_check_is_reusable_by_hub_config_repositories(workflows):
+    wf = workflows["hub-check.yml"]
+    call = wf["on"]["workflow_call"]
+    assert {"configs", "registry"} <= {k for k, v in call["inputs"].items() if v.get("required")}
+    assert not any(s.get("required") for s in call["secrets"].values())  # public registries
+    commands = [
+        " ".join(args[:2]) for _, script in run_scripts(wf) for args in scistacks_calls(script)
+    ]
+    assert commands == ["hub bump", "hub check"]

@@ -152,7 +152,8 @@ class _Registries:
     """One ``Published`` per repository; registry errors name the reference's file/line."""
 
     def __init__(self, project: Project, refs: Iterable[ImageRef]):
-        self._yanked = yanks.load(project)
+        # outside a scistacks checkout only the registry's advisories are known
+        self._yanked = yanks.load(project) if project is not None else yanks.YankedList()
         self._repos: dict[tuple[str, str], Published] = {}
         pinged: set[str] = set()
         for ref in refs:
@@ -184,8 +185,11 @@ def _at(ref: ImageRef) -> Iterator[None]:
         raise HubError(exc.message, file=ref.file, field=f"line {ref.line}") from None
 
 
-def _load(project: Project, catalog, paths: Iterable[str | Path], registries) -> list[HubConfig]:
-    ours = Ours(_registries(registries), catalog.names())
+def _load(
+    project: Project | None, catalog, paths: Iterable[str | Path], registries
+) -> list[HubConfig]:
+    # no checkout: every image directly under the namespace counts as ours
+    ours = Ours(_registries(registries), catalog.names() if catalog is not None else None)
     configs = [HubConfig.load(p, ours) for p in paths]
     if not configs:
         raise HubError("name at least one hub config file")

@@ -95,17 +95,20 @@ def split_reference(value: str) -> tuple[str, str | None, str | None] | None:
 class Ours:
     """Which repositories are ours: ``REGISTRY/NAMESPACE/<distribution>``."""
 
-    def __init__(self, registries: Iterable[str], names: Iterable[str]):
+    def __init__(self, registries: Iterable[str], names: Iterable[str] | None):
         self.registries = [r.rstrip("/") for r in registries]
-        self.names = list(names)
-        self._repos = {f"{r}/{n}": (r, n) for r in self.registries for n in self.names}
+        self.names = list(names) if names is not None else None  # None: any name
+        self._repos = {f"{r}/{n}": (r, n) for r in self.registries for n in self.names or ()}
 
     def match(self, repo: str) -> tuple[str, str] | None:
-        return self._repos.get(repo)
+        if self.names is not None:
+            return self._repos.get(repo)
+        registry, _, name = repo.rpartition("/")
+        return (registry, name) if registry in self.registries and name else None
 
     def describe(self) -> str:
-        names = ",".join(self.names)
-        return " or ".join(f"{r}/{{{names}}}" for r in self.registries)
+        names = "*" if self.names is None else "{" + ",".join(self.names) + "}"
+        return " or ".join(f"{r}/{names}" for r in self.registries)
 
 
 def _path(parts: tuple) -> str:

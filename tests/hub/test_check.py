@@ -100,6 +100,40 @@ def test_all_pinned_and_current(hub_world, run_cli):
     ]
 
 
+@pytest.mark.registry
+def test_hub_admins_need_no_scistacks_checkout(hub_world, run_cli, tmp_path):
+    reg = hub_world.registry
+    yanked = run_cli(
+        "yank", "pangeo:2025.02.03", "--reason", "broken proj data", "--registry", reg,
+        root=hub_world.project,
+    )  # fmt: skip
+    assert yanked.code == 0, yanked.stderr
+    elsewhere = tmp_path / "hub-repo"  # a hub config repository: no distributions/
+    elsewhere.mkdir()
+    values = elsewhere / "values.yaml"
+    values.write_text(
+        "singleuser:\n"
+        "  image:\n"
+        f"    name: {reg}/pangeo\n"
+        "    tag: 2025.02.03\n"
+        "  profileList:\n"
+        "    - display_name: ours, not in any catalog this machine has\n"
+        "      kubespawner_override:\n"
+        f"        image: {reg}/climate-course:2024.09.01\n"
+    )
+    out = run_cli("hub", "check", "values.yaml", "--registry", reg, cwd=elsewhere)
+    assert out.code == 1
+    lines = out.stdout.splitlines()
+    # the yank is known from the registry's advisory alone
+    assert lines[0].startswith(f"values.yaml:4: {reg}/pangeo:2025.02.03 is yanked on ")
+    assert lines[0].endswith("(2025.02.03): broken proj data")
+    # without a catalog, every image directly in the namespace is ours
+    assert (
+        lines[1] == f"values.yaml:8: {reg}/climate-course:2024.09.01 does not exist in the registry"
+    )
+    assert len(lines) == 2
+
+
 # ---------------------------------------------------------------- bad input, through the CLI
 
 
