@@ -735,8 +735,14 @@ def release_cmd(ctx: Context, names, all_, registry, platforms, channel_map):
     help="Mounted at /home/jovyan/work (default: the current directory).",
 )
 @click.option("--detach", "-d", is_flag=True, help="Start in the background, print the URL.")
+@click.option(
+    "--platform",
+    default=None,
+    metavar="PLATFORM",
+    help="linux/amd64 or linux/arm64 (default: the docker host's; another runs emulated).",
+)
 @pass_ctx
-def run_cmd(ctx: Context, target, registry, port, pull_policy, workdir, detach):
+def run_cmd(ctx: Context, target, registry, port, pull_policy, workdir, detach, platform):
     """Run NAME's image with JupyterLab on 127.0.0.1, the current directory in work/."""
     from builder import run
     from builder.publish import DEFAULT_REGISTRY
@@ -749,6 +755,7 @@ def run_cmd(ctx: Context, target, registry, port, pull_policy, workdir, detach):
         workdir=workdir,
         port=port,
         pull_policy=pull_policy,
+        platform=platform,
     )
     code = run.start(plan, detach, echo=lambda m: click.echo(m, err=True))
     if detach:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from builder.errors import ScistacksError
-from builder.project import Project
+from builder.project import Project, conda_platform, oci_platform
 
 HOME = "/home/jovyan"
 WORK = f"{HOME}/work"
@@ -130,7 +130,11 @@ def pull(ref: str, platform: str) -> None:
     proc = _docker("pull", "--quiet", "--platform", platform, ref, timeout=3600)
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
-        raise RunError(f"cannot pull {ref} for {platform}: {tail}")
+        hint = ""
+        if "no matching manifest" in tail:
+            other = "linux/amd64" if platform != "linux/amd64" else "linux/arm64"
+            hint = f" (it may be built for {other} only: --platform {other} runs it emulated)"
+        raise RunError(f"cannot pull {ref} for {platform}: {tail}{hint}")
 
 
 def image_command(ref: str) -> list[str]:
@@ -194,8 +198,10 @@ def plan(
     pull_policy: str = "missing",
     uid: int | None = None,
     gid: int | None = None,
+    platform: str | None = None,
 ) -> RunPlan:
-    platform = host_platform()
+    host = host_platform()
+    platform = oci_platform(conda_platform(platform)) if platform else host
     ref, published = resolve_image(project, target, registry)
     if not published:
         ref = local_build(project, target, platform)

@@ -142,18 +142,24 @@ def test_run_maps_the_callers_uid_onto_the_mounted_work_dir(demo_images, tmp_pat
 
 
 @pytest.mark.docker
+@pytest.mark.parametrize(
+    "platform",
+    [None, pytest.param("linux/arm64", marks=pytest.mark.arm64, id="arm64-emulated")],
+    ids=["host", "arm64-emulated"],
+)
 def test_run_cli_uses_the_local_build_and_prints_a_working_url(
     demo_images,  # noqa: F811
     demo_project,  # noqa: F811
     tmp_path,
+    platform,
 ):
-    demo_images(run.host_platform())
+    wanted = platform or run.host_platform()
+    demo_images(wanted)
     project = tmp_path / "demo"
     shutil.copytree(demo_project, project)
     shutil.rmtree(project / "build" / "publish", ignore_errors=True)  # unpublished: local build
-    proc = scistacks(
-        project, "run", "demo", "--detach", "--workdir", str(tmp_path), "--pull", "never"
-    )
+    args = ["run", "demo", "--detach", "--workdir", str(tmp_path), "--pull", "never"]
+    proc = scistacks(project, *args, *(["--platform", platform] if platform else []))
     name = None
     try:
         assert proc.returncode == 0, proc.stderr
@@ -164,6 +170,10 @@ def test_run_cli_uses_the_local_build_and_prints_a_working_url(
         assert len(token) >= 32
         assert _status(f"{base}/api/status?token={token}") == 200
         assert _status(f"{base}/api/status?token=wrong") == 403
+        machine = subprocess.run(
+            ["docker", "exec", name, "uname", "-m"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        assert machine == {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}[wanted]
     finally:
         if name:
             subprocess.run(["docker", "rm", "-f", name], capture_output=True)
