@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import re
+import subprocess
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -77,20 +78,56 @@ class Reference:
 
 
 def _credentials(host: str) -> tuple[str, str] | None:
+    """$SCISTACKS_REGISTRY_USER/_PASSWORD, else the docker config: ``credHelpers`` for the
+    host, ``auths`` entries, then ``credsStore`` (what `docker login` writes on desktops)."""
     user = os.environ.get("SCISTACKS_REGISTRY_USER")
     password = os.environ.get("SCISTACKS_REGISTRY_PASSWORD")
     if user and password:
         return user, password
     config = Path(os.environ.get("DOCKER_CONFIG", Path.home() / ".docker")) / "config.json"
     try:
-        auths = json.loads(config.read_text()).get("auths", {})
+        data = json.loads(config.read_text())
     except (OSError, ValueError):
         return None
-    for key in (host, f"https://{host}", f"http://{host}"):
+    if not isinstance(data, dict):
+        return None
+    keys = (host, f"https://{host}", f"http://{host}")
+    helper = (data.get("credHelpers") or {}).get(host)
+    if helper:
+        return _from_helper(helper, keys)
+    auths = data.get("auths") or {}
+    for key in keys:
         entry = auths.get(key)
         if entry and entry.get("auth"):
-            user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
+            try:
+                user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
+            except (ValueError, UnicodeDecodeError):
+                return None
             return user, password
+    if data.get("credsStore"):
+        return _from_helper(data["credsStore"], keys)
+    return None
+
+
+def _from_helper(helper: str, keys: tuple[str, ...]) -> tuple[str, str] | None:
+    """Ask ``docker-credential-HELPER get`` (the docker credential helper protocol)."""
+    for key in keys:
+        try:
+            proc = subprocess.run(
+                [f"docker-credential-{helper}", "get"],
+                input=key,
+                capture_output=True,  # its output holds the secret: never shown
+                text=True,
+                timeout=30,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        if proc.returncode == 0:
+            try:
+                found = json.loads(proc.stdout)
+                return found["Username"], found["Secret"]
+            except (ValueError, KeyError, TypeError):
+                return None
     return None
 
 

@@ -124,3 +124,25 @@ def run_scistacks(
 def run_cli() -> Callable[..., CliResult]:
     """``run_cli("validate", root=project)`` -> ``(code, stdout, stderr)``."""
     return run_scistacks
+
+
+# ---------------------------------------------------------------- a registry process of a test's own
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def private_registry(tmp_path):
+    """Debian's docker-registry on a free port, storage in tmp_path: to kill, to lock with
+    htpasswd. Not started: call ``.ensure()`` (after setting ``.htpasswd`` if wanted)."""
+    from builder.publish.local_registry import LocalRegistry
+
+    registry = LocalRegistry(address=f"127.0.0.1:{free_port()}", state_dir=tmp_path / "registry")
+    yield registry
+    registry.stop()
