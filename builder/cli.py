@@ -6,6 +6,7 @@ and exit 1; nothing here prints a traceback unless ``SCISTACKS_DEBUG=1``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -858,24 +859,42 @@ def yank_cmd(ctx: Context, name_tag, reason, registry, replaced_by):
 
 
 def main(argv: list[str] | None = None) -> None:
+    code = _run(argv)
+    if "rattler" in sys.modules:
+        # py-rattler's runtime threads can abort the interpreter while it shuts down
+        # (SIGABRT after our work is done and written): leave without finalizers
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
+def _run(argv: list[str] | None) -> int:
+    """Run one command; any failure is one line on stderr and an exit code."""
     try:
         cli.main(args=argv, prog_name="scistacks", standalone_mode=False)
     except ScistacksError as exc:
         click.echo(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
-        sys.exit(130)
+        return 130
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
-        sys.exit(130)
+        return 130
     except click.ClickException as exc:
         exc.show()
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
+        return exc.exit_code
+    except SystemExit as exc:  # a command's own exit code (e.g. `run`)
+        if exc.code is None or isinstance(exc.code, int):
+            return exc.code or 0
+        click.echo(str(exc.code), err=True)
+        return 1
     except BrokenPipeError:
-        sys.exit(1)
+        return 1
     except Exception as exc:  # a bug of ours: still one line, unless debugging
         if os.environ.get("SCISTACKS_DEBUG"):
             raise
@@ -883,5 +902,5 @@ def main(argv: list[str] | None = None) -> None:
             f"internal error: {type(exc).__name__}: {exc} (set SCISTACKS_DEBUG=1 for a traceback)",
             err=True,
         )
-        sys.exit(2)
-    sys.exit(0)
+        return 2
+    return 0
