@@ -43,6 +43,18 @@ def test_registry_killed_mid_push_moves_no_tag_and_a_rerun_completes(
     private_registry.ensure()
     target = f"{private_registry.address}/faults"
     uploads = private_registry.state_dir / "data/docker/registry/v2/repositories/faults/demo"
+    # an earlier release that `latest` names: it must still name it after the failure
+    client = Registry(private_registry.address)
+    earlier = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": [],
+        }
+    ).encode()
+    for tag in ("2025.01.01", "latest"):
+        client.put_manifest("faults/demo", tag, earlier, "application/vnd.oci.image.index.v1+json")
+    before = client.manifest("faults/demo", "latest")[2]
     env = {**os.environ, "SCISTACKS_ROOT": str(project)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "builder", "publish", "demo", "--registry", target],
@@ -65,10 +77,9 @@ def test_registry_killed_mid_push_moves_no_tag_and_a_rerun_completes(
     assert not (project / "build" / "publish" / "demo.json").exists()
 
     private_registry.ensure()  # back, on the same storage
-    client = Registry(private_registry.address)
-    tags = client.tags("faults/demo")
-    assert "latest" not in tags
-    assert not [t for t in tags if not t.endswith(("-amd64", "-arm64"))], tags  # no index tag
+    assert client.manifest("faults/demo", "latest")[2] == before  # latest did not move
+    new_tags = set(client.tags("faults/demo")) - {"2025.01.01", "latest"}
+    assert not [t for t in new_tags if not t.endswith(("-amd64", "-arm64"))], new_tags
 
     rerun = scistacks(project, "publish", "demo", "--registry", target)
     assert rerun.returncode == 0, rerun.stderr
