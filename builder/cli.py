@@ -42,6 +42,27 @@ class Context:
 pass_ctx = click.make_pass_decorator(Context)
 
 
+def _split_platforms(ctx, param, values) -> tuple[str, ...]:
+    return tuple(p.strip() for value in values for p in value.split(",") if p.strip())
+
+
+def platforms_option(default: str):
+    """``--platform`` as every command takes it: repeatable and comma-separated."""
+    return click.option(
+        "--platform",
+        "platforms",
+        multiple=True,
+        metavar="PLATFORM",
+        callback=_split_platforms,
+        help="linux/amd64, linux/arm64 (also amd64, linux-64, ...); repeatable or comma-separated; "
+        f"default: {default}.",
+    )
+
+
+def registry_option(help_text: str):
+    return click.option("--registry", default=None, metavar="REGISTRY/NAMESPACE", help=help_text)
+
+
 def _project_if_any(ctx: Context, catalog: bool = True):
     """(project, catalog), or (None, None) outside a project: researchers and hub admins
     run `run` and `hub` from anywhere. Any other problem of the project still fails."""
@@ -264,13 +285,7 @@ def lock_cmd(ctx: Context, names, all_, check, channel_map, exclude_newer, engin
 @cli.command("context")
 @click.argument("names", nargs=-1)
 @click.option("--all", "all_", is_flag=True, help="Every distribution.")
-@click.option(
-    "--platform",
-    "platforms",
-    multiple=True,
-    metavar="PLATFORM",
-    help="linux/amd64, amd64 or linux-64 (repeatable, or comma-separated); default: every locked image platform.",
-)
+@platforms_option("every locked image platform")
 @pass_ctx
 def context_cmd(ctx: Context, names, all_, platforms):
     """Write repo2docker build contexts images/NAME/PLATFORM/ from the locks."""
@@ -278,7 +293,7 @@ def context_cmd(ctx: Context, names, all_, platforms):
 
     catalog = ctx.catalog
     selected = catalog.select(names, all_)
-    wanted = [p for value in platforms for p in value.split(",") if p.strip()] or None
+    wanted = list(platforms) or None
     results = write_contexts(ctx.project, catalog, selected, wanted)
     for r in results:
         state = "updated" if r.changed else "unchanged"
@@ -433,13 +448,7 @@ def matrix_cmd(ctx: Context, base):
 
 @cli.command("build")
 @click.argument("name")
-@click.option(
-    "--platform",
-    "platforms",
-    multiple=True,
-    metavar="PLATFORM[,PLATFORM]",
-    help="linux/amd64, linux/arm64 (or linux-64, linux-aarch64); default: the lock's linux platforms.",
-)
+@platforms_option("the lock's linux platforms")
 @click.option(
     "--engine",
     type=click.Choice(["native", "repo2docker"]),
@@ -488,14 +497,7 @@ def build_cmd(ctx: Context, name, platforms, engine, base_image, tag, rebuild, c
 
 @cli.command("smoke")
 @click.argument("name")
-@click.option(
-    "--platform",
-    "platforms",
-    multiple=True,
-    metavar="PLATFORM",
-    help="linux/amd64, amd64 or linux-64 (repeatable, or comma-separated); "
-    "default: every built platform.",
-)
+@platforms_option("every built platform")
 @click.option(
     "--image",
     "images",
@@ -629,11 +631,8 @@ def profiles_cmd(ctx: Context, names, registry, fmt, digest, output, attach):
 
 @cli.command("publish")
 @click.argument("name")
-@click.option(
-    "--registry",
-    default=None,
-    metavar="REGISTRY/NAMESPACE",
-    help="Where to push, e.g. ghcr.io/org (default: localhost:5000/scistacks, started if absent).",
+@registry_option(
+    "Where to push, e.g. ghcr.io/org (default: localhost:5000/scistacks, started if absent)."
 )
 @pass_ctx
 def publish_cmd(ctx: Context, name, registry):
@@ -670,19 +669,8 @@ def _echo_published(result) -> None:
 @cli.command("release")
 @click.argument("names", nargs=-1)
 @click.option("--all", "all_", is_flag=True, help="Every distribution.")
-@click.option(
-    "--registry",
-    default=None,
-    metavar="REGISTRY/NAMESPACE",
-    help="Where to push (default: localhost:5000/scistacks, started if absent).",
-)
-@click.option(
-    "--platform",
-    "platforms",
-    multiple=True,
-    metavar="PLATFORM",
-    help="linux/amd64, linux/arm64 (repeatable); default: every linux platform.",
-)
+@registry_option("Where to push (default: localhost:5000/scistacks, started if absent).")
+@platforms_option("every linux platform")
 @channel_map_option
 @pass_ctx
 def release_cmd(ctx: Context, names, all_, registry, platforms, channel_map):
@@ -715,12 +703,7 @@ def release_cmd(ctx: Context, names, all_, registry, platforms, channel_map):
 
 @cli.command("run")
 @click.argument("target", metavar="NAME[:TAG] | REGISTRY/NS/NAME[:TAG]")
-@click.option(
-    "--registry",
-    default=None,
-    metavar="REGISTRY/NAMESPACE",
-    help="Where NAME:TAG is published (default: localhost:5000/scistacks).",
-)
+@registry_option("Where NAME:TAG is published (default: localhost:5000/scistacks).")
 @click.option("--port", type=int, default=None, help="Host port on 127.0.0.1 (default: 8888+).")
 @click.option(
     "--pull",
