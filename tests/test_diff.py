@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
 import runpy
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 import rattler
 import yaml
+from git_support import git
 
 from builder import diff
 from builder.lock import ChannelMap, lock
@@ -24,21 +23,6 @@ from builder.spec import Catalog
 REPO = Path(__file__).resolve().parent.parent
 FAMILY = ["base", "pangeo", "r-edu", "gpu-ml"]
 OLD = dt.datetime(2025, 11, 1, tzinfo=dt.UTC)
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "t",
-    "GIT_AUTHOR_EMAIL": "t@example.org",
-    "GIT_COMMITTER_NAME": "t",
-    "GIT_COMMITTER_EMAIL": "t@example.org",
-    "GIT_CONFIG_NOSYSTEM": "1",
-    "HOME": "/nonexistent",
-}
-
-
-def git(root: Path, *args: str) -> str:
-    env = {**os.environ, **GIT_ENV}
-    return subprocess.run(
-        ["git", "-C", str(root), *args], capture_output=True, text=True, env=env, check=True
-    ).stdout
 
 
 @pytest.fixture(scope="module")
