@@ -134,7 +134,15 @@ def lock(
                     parent_records = preferred.locked(prefer_from, platform)
             locked, extra = _update_plan(on_platform, platform, update, parent_records, preferred)
             requests.append(GroupSolve(group, platform, on_platform, [], locked, extra))
-        union.update(solve_all(requests, cmap, exclude_newer=exclude_newer, progress=progress))
+        union.update(
+            solve_all(
+                requests,
+                cmap,
+                exclude_newer=exclude_newer,
+                progress=progress,
+                gateway=preferred.gateway,  # the repodata it read for the bump's preferences
+            )
+        )
 
     results: list[LockResult] = []
     for group in groups:
@@ -186,7 +194,7 @@ class _Preferred:
     def __init__(self, project: Project, cmap: ChannelMap):
         self.project, self.cmap = project, cmap
         self._locks: dict[str, dict[str, list[rattler.RepoDataRecord]]] = {}
-        self._gateway = rattler.Gateway()
+        self.gateway = rattler.Gateway()
 
     def locked(self, name: str, platform: str) -> list[rattler.RepoDataRecord]:
         """The records of ``lockfiles/NAME/conda-lock.yml`` for one platform (none if no lock)."""
@@ -215,7 +223,7 @@ class _Preferred:
         names = sorted({r.name.normalized for r in records})
         try:
             found = asyncio.run(
-                self._gateway.query(sources, [platform, "noarch"], names, recursive=False)
+                self.gateway.query(sources, [platform, "noarch"], names, recursive=False)
             )
         except Exception as exc:
             first = (str(exc).strip() or type(exc).__name__).splitlines()[0]

@@ -163,8 +163,11 @@ def solve_all(
     *,
     exclude_newer: dt.datetime | None = None,
     progress=None,
+    gateway: rattler.Gateway | None = None,
 ) -> dict[tuple[str, str], list[rattler.RepoDataRecord]]:
-    """Solve every request; returns (group, platform) -> union records. Raises on the first failure."""
+    """Solve every request; returns (group, platform) -> union records. Raises on the first failure.
+
+    ``gateway``: one that has read the channels already (its repodata cache is reused)."""
 
     async def one(req: GroupSolve, gateway: rattler.Gateway):
         start = time.perf_counter()
@@ -182,9 +185,9 @@ def solve_all(
         return (req.group, req.platform), records
 
     async def run():
-        gateway = rattler.Gateway()
+        shared = gateway or rattler.Gateway()
         # platforms are independent: solve them side by side (rattler solves off the GIL)
-        return dict(await asyncio.gather(*(one(req, gateway) for req in requests)))
+        return dict(await asyncio.gather(*(one(req, shared) for req in requests)))
 
     return asyncio.run(run())
 
