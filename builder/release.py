@@ -13,7 +13,14 @@ from builder import image, profiles
 from builder import lock as locking
 from builder.errors import PublishError
 from builder.project import Project
-from builder.publish import DEFAULT_REGISTRY, Published, publish, smoke_is_current, target
+from builder.publish import (
+    DEFAULT_REGISTRY,
+    Published,
+    already_published,
+    publish,
+    smoke_is_current,
+    target,
+)
 from builder.smoke import smoke
 
 
@@ -35,6 +42,12 @@ def release(
     stale = locking.check(project, catalog, [name])
     if stale:
         raise PublishError(f"lock is out of date, not releasing: {stale[0].reason}")
+    done = already_published(project, name, registry)
+    if done is not None:
+        echo(f"unchanged: {done.repository}:{done.immutable[0]} is this lock, published")
+        echo(f"{name}: nothing built, smoke-tested or pushed")
+        profiles.attach(project, catalog, name, echo=echo)
+        return done
     built = image.build(
         project, catalog, name, platforms, "native", channel_map=channel_map, echo=echo
     )

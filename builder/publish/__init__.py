@@ -243,6 +243,10 @@ def publish(
     echo: Callable[[str], None] = lambda _: None,
 ) -> Published:
     """Publish NAME's smoke-tested images as one multi-arch image; return what was done."""
+    done = already_published(project, name, registry)
+    if done is not None:
+        echo(f"unchanged: {done.repository}:{done.immutable[0]} ({done.digest})")
+        return done
     locked, images = verified_images(project, catalog, name)
     client, ref = target(registry, name)
     repo = ref.repository
@@ -257,12 +261,8 @@ def publish(
         if labels.get(oci_labels.LOCK_HASH) != full_hash:
             raise PublishError(f"{ref.with_tag(content)} exists with other content, not replacing")
         index = client.manifest(repo, content)
-        latest = client.manifest(repo, "latest") if "latest" in existing else None
-        previous = _previous(project, name)
-        if latest and index and latest[2] == index[2] and previous and previous.digest == index[2]:
-            echo(f"unchanged: {ref.with_tag(content)} ({index[2]})")
-            return dataclasses.replace(previous, unchanged=True)
-        # (a lost or hand-edited record: publish again; every step below is idempotent)
+        # (pushed before, but the mutable tags never moved, or were moved elsewhere since,
+        # as by a release of a newer lock that is now reverted: every step below is idempotent)
 
     tagset = tags_for(
         TagContext(
@@ -346,6 +346,55 @@ def publish(
     )
     _write_record(project, result)
     return result
+
+
+def already_published(project: Project, name: str, registry: str) -> Published | None:
+    """This lock's release, when the registry holds it complete: the content tag carrying
+    this lock's hash, and ``latest`` naming it. Reads no local image, so a machine that
+    never built it (a fresh CI runner) skips build, smoke and push alike."""
+    from builder import lock as locking
+
+    locked = locking.read_lock(project, name)
+    client, ref = target(registry, name)
+    repo = ref.repository
+    existing = set(client.tags(repo))
+    content = content_tag(locked)
+    if content not in existing or "latest" not in existing:
+        return None
+    labels = client.config_labels(repo, content) or {}
+    if labels.get(oci_labels.LOCK_HASH) != locked.lock_hash():
+        return None  # publish refuses it, loudly, once the images are verified
+    index, latest = client.manifest(repo, content), client.manifest(repo, "latest")
+    if index is None or latest is None or index[2] != latest[2]:
+        return None
+    digest = index[2]
+    previous = _previous(project, name)
+    if previous and previous.digest == digest and previous.repository == f"{ref.host}/{repo}":
+        return dataclasses.replace(previous, unchanged=True)
+    # no record of it here: rebuild one from the registry (the newest dates, the artifacts)
+    platforms = {
+        f"{e['platform']['os']}/{e['platform']['architecture']}": e["digest"]
+        for e in json.loads(index[0]).get("manifests", [])
+        if e.get("platform", {}).get("os") not in (None, "unknown")
+    }
+    dates = sorted((t for t in existing if CALVER_RE.fullmatch(t)), reverse=True)[:10]
+    immutable = [content] + [t for t in dates if client.manifest(repo, t)[2] == digest]
+    artifacts = {e.get("artifactType"): e["digest"] for e in client.referrers(repo, digest)}
+    found = Published(
+        name,
+        f"{ref.host}/{repo}",
+        digest,
+        locked.lock_hash(),
+        immutable,
+        ["latest"],
+        dict(sorted(platforms.items())),
+        dict(sorted(artifacts.items())),
+    )
+    _write_record(project, found)
+    return dataclasses.replace(found, unchanged=True)
+
+
+CALVER_RE = re.compile(r"\d{4}\.\d{2}\.\d{2}(-\d+)?")
 
 
 def _check_immutable(client, repo, ref, tags, existing, digest) -> None:

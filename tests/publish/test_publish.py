@@ -164,24 +164,48 @@ def test_second_publish_and_release_are_noops(published):
     assert seconds < 5  # mostly interpreter start-up; the registry side is two GETs
     proc = scistacks(project, "release", "demo", "--registry", namespace)
     assert proc.returncode == 0, proc.stderr
-    assert "smoke skipped" in proc.stderr and proc.stdout.startswith("unchanged:")
+    assert "nothing built, smoke-tested or pushed" in proc.stderr
+    assert proc.stdout.startswith("unchanged:")
 
 
 @pytest.mark.docker
 @pytest.mark.arm64
 @pytest.mark.registry
 @pytest.mark.parametrize("record", ['{"digest": "sha256:00", "extra": 1}', "[1, 2]", "{"])
-def test_a_damaged_publish_record_is_not_trusted_but_republished(published, tmp_path, record):
+def test_a_damaged_publish_record_is_rebuilt_from_the_registry(published, tmp_path, record):
     project, namespace, expected = published
     copy = tmp_path / "demo"
     shutil.copytree(project, copy)
     (copy / "build" / "publish" / "demo.json").write_text(record)
     proc = scistacks(copy, "publish", "demo", "--registry", namespace)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.startswith("published:")  # not "unchanged": the record was not believed
+    assert proc.stdout.startswith("unchanged:")
     rewritten = json.loads((copy / "build" / "publish" / "demo.json").read_text())
     assert rewritten["digest"] == expected["digest"]
-    assert rewritten["immutable"] == expected["immutable"]  # no second CalVer tag
+    assert rewritten["immutable"] == expected["immutable"]  # content and date; no new date
+    assert rewritten["platforms"] == expected["platforms"]
+    assert rewritten["artifacts"].keys() >= expected["artifacts"].keys()
+
+
+@pytest.mark.docker
+@pytest.mark.arm64
+@pytest.mark.registry
+def test_release_on_a_machine_that_never_built_it_builds_nothing(published, tmp_path):
+    project, namespace, expected = published
+    fresh = tmp_path / "fresh-runner"  # a checkout: specs and locks, no build/, no images
+    shutil.copytree(project, fresh, ignore=shutil.ignore_patterns("build"))
+    started = time.monotonic()
+    proc = scistacks(fresh, "release", "demo", "--registry", namespace)
+    seconds = time.monotonic() - started
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("unchanged:") and expected["digest"] in proc.stdout
+    assert "nothing built, smoke-tested or pushed" in proc.stderr
+    assert not (fresh / "build" / "images").exists() and not (fresh / "build" / "smoke").exists()
+    assert (
+        json.loads((fresh / "build" / "publish" / "demo.json").read_text())["digest"]
+        == (expected["digest"])
+    )
+    assert seconds < 10  # registry reads only (the benchmark measures it)
 
 
 @pytest.mark.docker
