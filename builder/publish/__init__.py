@@ -243,6 +243,11 @@ def publish(
     echo: Callable[[str], None] = lambda _: None,
 ) -> Published:
     """Publish NAME's smoke-tested images as one multi-arch image; return what was done."""
+    from builder import lock as locking
+
+    stale = locking.check(project, catalog, [name])  # before "unchanged": specs moved on
+    if stale:
+        raise PublishError(f"lock is out of date, not publishing: {stale[0].reason}")
     done = already_published(project, name, registry)
     if done is not None:
         echo(f"unchanged: {done.repository}:{done.immutable[0]} ({done.digest})")

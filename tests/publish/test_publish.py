@@ -190,6 +190,24 @@ def test_a_damaged_publish_record_is_rebuilt_from_the_registry(published, tmp_pa
 @pytest.mark.docker
 @pytest.mark.arm64
 @pytest.mark.registry
+def test_a_spec_changed_since_its_lock_is_refused_even_when_the_lock_is_published(
+    published, tmp_path
+):
+    project, namespace, _ = published
+    copy = tmp_path / "demo"
+    shutil.copytree(project, copy)
+    spec = copy / "distributions" / "demo" / "distribution.yml"
+    spec.write_text(spec.read_text().replace("  - demo-tool\n", "  - demo-tool >=0.1\n"))
+    for command in ("publish", "release"):
+        proc = scistacks(copy, command, "demo", "--registry", namespace)
+        assert proc.returncode == 1
+        [line] = proc.stderr.strip().splitlines()
+        assert "lock is out of date" in line, line
+
+
+@pytest.mark.docker
+@pytest.mark.arm64
+@pytest.mark.registry
 def test_release_on_a_machine_that_never_built_it_builds_nothing(published, tmp_path):
     project, namespace, expected = published
     fresh = tmp_path / "fresh-runner"  # a checkout: specs and locks, no build/, no images
