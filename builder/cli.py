@@ -87,7 +87,8 @@ def _project_if_any(ctx: Context, catalog: bool = True):
 def cli(ctx: click.Context, root: str | None):
     """Build curated, locked, multi-arch scientific images for JupyterHubs.
 
-    The pipeline: spec -> lock -> context -> build -> smoke -> publish -> profiles.
+    The pipeline: spec -> lock -> context -> build -> smoke -> publish -> profiles,
+    then `run` for researchers and `hub` for hub admins.
     """
     ctx.obj = Context(root)
 

@@ -11,6 +11,7 @@ import json
 import shutil
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -350,3 +351,49 @@ def test_missing_platform_image_refuses_before_pushing(smoked, tmp_path):
     assert proc.returncode == 1
     assert len(proc.stderr.strip().splitlines()) == 1 and "linux/arm64" in proc.stderr
     assert Registry(REGISTRY).tags(f"{namespace}/demo".split("/", 1)[1]) == []
+
+
+@pytest.mark.docker
+@pytest.mark.arm64
+@pytest.mark.registry
+def test_run_pulls_the_published_image_for_this_machine(published, tmp_path):
+    from builder import run
+
+    _, namespace, record = published
+    host = run.host_platform()
+    proc = scistacks(
+        tmp_path,  # a researcher's folder, not a project
+        "run",
+        f"{namespace}/demo:latest",
+        "--pull",
+        "always",
+        "--detach",
+        "--workdir",
+        str(tmp_path),
+    )
+    name = (
+        proc.stderr.split("running as ")[1].split(";")[0] if "running as " in proc.stderr else None
+    )
+    try:
+        assert proc.returncode == 0, proc.stderr
+        assert f"pulling {namespace}/demo:latest ({host})" in proc.stderr
+        url = proc.stdout.strip().splitlines()[-1]
+        with urllib.request.urlopen(url.replace("/?token=", "/api/status?token="), timeout=10) as r:
+            assert r.status == 200
+        image = subprocess.run(
+            ["docker", "inspect", "--format", "{{.Image}}", name],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        digests = subprocess.run(
+            ["docker", "image", "inspect", "--format", "{{json .RepoDigests}}", image],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        # the platform's own manifest of the published index, not some other local image
+        assert record["platforms"][host] in digests
+    finally:
+        if name:
+            subprocess.run(["docker", "rm", "-f", name], capture_output=True)
