@@ -21,7 +21,7 @@ import rattler
 
 from builder.errors import LockError
 from builder.fsutil import write_atomic
-from builder.lock import condalock, render
+from builder.lock import render
 from builder.lock.channels import ChannelMap
 from builder.lock.model import LockedDistribution, LockedPackage
 from builder.lock.solver import GroupSolve, closure, solve_all
@@ -51,6 +51,8 @@ def read_lock(project: Project, name: str) -> LockedDistribution:
         raise LockError(
             f"no lockfile for {name!r} (run: scistacks lock {name})", file=project.relative(path)
         )
+    from builder.lock import condalock  # importing conda-lock costs ~0.4 s: only when used
+
     return condalock.read(path, project.relative(path))
 
 
@@ -277,6 +279,8 @@ def _update_plan(members, platform, update, parent_records, preferred: _Preferre
 
 
 def _write(project: Project, catalog: Catalog, locked: LockedDistribution) -> bool:
+    from builder.lock import condalock
+
     dist = catalog.get(locked.name)
     lock_dir = project.lock_dir(locked.name)
     sources = [str(Path("..", "..", f)) for f in dist.spec_files]
