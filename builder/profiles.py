@@ -51,22 +51,25 @@ def image_for(project: Project, name: str, registry: str, digest: bool = False) 
     repo = f"{registry.rstrip('/')}/{name}"
     if not digest:
         return f"{repo}:{content_tag(read_lock(project, name))}"
-    record = project.build_dir / "publish" / f"{name}.json"
-    shown = project.relative(record)
-    if not record.is_file():
-        raise HubError(
-            f"{name} has no publish record, so no digest (run: scistacks publish {name})",
-            file=shown,
-        )
-    try:
-        value = json.loads(record.read_text()).get("digest")
-    except (ValueError, AttributeError):
-        raise HubError("not a JSON object", file=shown) from None
+    [value], shown = _published(project, name, "digest")
     if not isinstance(value, str) or not DIGEST_RE.match(value):
         raise HubError(
             f"expected a sha256:<64 hex> digest, got {value!r}", file=shown, field="digest"
         )
     return f"{repo}@{value}"
+
+
+def _published(project: Project, name: str, *keys: str) -> tuple[list, str]:
+    """``keys`` of publish's output ``build/publish/NAME.json``, and the file as shown."""
+    record = project.build_dir / "publish" / f"{name}.json"
+    shown = project.relative(record)
+    try:
+        data = json.loads(record.read_text())
+        return [data[key] for key in keys], shown
+    except (OSError, ValueError, KeyError, TypeError):
+        raise HubError(
+            f"{name} has no usable publish record (run: scistacks publish {name})", file=shown
+        ) from None
 
 
 def _check_registry(registry: str) -> str:
@@ -320,16 +323,8 @@ def attach(project: Project, catalog: Catalog, name: str, echo=lambda _: None) -
 
     if catalog.get(name).hub is None:
         return None
-    record_file = project.build_dir / "publish" / f"{name}.json"
-    shown = project.relative(record_file)
-    try:
-        record = json.loads(record_file.read_text())
-        ref = Reference.parse(record["repository"])
-        digest = record["digest"]
-    except (OSError, ValueError, KeyError, TypeError):
-        raise HubError(
-            f"{name} has no usable publish record (run: scistacks publish {name})", file=shown
-        ) from None
+    (repository, digest), shown = _published(project, name, "repository", "digest")
+    ref = Reference.parse(repository)
     client = Registry(ref.host, timeout=10.0)
     have = client.referrers(ref.repository, digest, PROFILE_TYPE)
     if have:

@@ -136,6 +136,7 @@ class Registry:
     host: str
     timeout: float = 30.0
     _token: dict[str, str] = field(default_factory=dict, repr=False)
+    _referrers_api: bool | None = field(default=None, repr=False)  # None: not asked yet
 
     @property
     def base(self) -> str:
@@ -373,14 +374,21 @@ class Registry:
         return digest
 
     def _supports_referrers(self, repository: str, digest: str) -> bool:
-        status, _, _ = self._request(
+        if self._referrers_api is None:
+            self._referrers_get(repository, digest)
+        return bool(self._referrers_api)
+
+    def _referrers_get(self, repository: str, digest: str) -> tuple[int, bytes]:
+        """GET the referrers API; 404 means a registry without it (learnt once)."""
+        status, _, body = self._request(
             "GET",
             f"/v2/{repository}/referrers/{digest}",
             headers={"Accept": OCI_INDEX},
             repository=repository,
             ok=(200, 404),
         )
-        return status == 200
+        self._referrers_api = status == 200
+        return status, body
 
     def _fallback_tag(self, digest: str) -> str:
         return digest.replace(":", "-")
@@ -412,12 +420,10 @@ class Registry:
     def referrers(
         self, repository: str, subject_digest: str, artifact_type: str | None = None
     ) -> list[dict]:
-        status, _, body = self._request(
-            "GET",
-            f"/v2/{repository}/referrers/{subject_digest}",
-            headers={"Accept": OCI_INDEX},
-            repository=repository,
-            ok=(200, 404),
+        status, body = (
+            self._referrers_get(repository, subject_digest)
+            if self._referrers_api is not False
+            else (404, b"")
         )
         if status == 200:
             entries = json.loads(body).get("manifests", [])

@@ -13,7 +13,6 @@ command with:
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import secrets
@@ -47,21 +46,22 @@ class RunPlan:
     workdir: Path
     name: str
     user_args: list[str] = field(default_factory=list)
-    command: list[str] = field(default_factory=list)  # empty: the image's own
+    server_args: list[str] = field(default_factory=list)  # appended to the image's Cmd
     pull: bool = False
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/?token={self.token}"
 
-    def docker_argv(self, detach: bool, tty: bool) -> list[str]:
+    def docker_argv(self, detach: bool, tty: bool, command: list[str] = ()) -> list[str]:
+        """``command``: empty runs the image's own Cmd."""
         argv = ["docker", "run", "--rm", "--name", self.name, "--platform", self.platform]
         argv += ["-d"] if detach else (["-it"] if tty else [])
         argv += ["-p", f"127.0.0.1:{self.port}:{CONTAINER_PORT}"]
         argv += ["-v", f"{self.workdir}:{WORK}", "-w", HOME]
         argv += ["-e", "JUPYTER_TOKEN"]  # the value comes from our environment, not argv
         argv += self.user_args
-        return [*argv, self.image, *self.command]
+        return [*argv, self.image, *command]
 
 
 # ---------------------------------------------------------------- which image
@@ -233,7 +233,7 @@ def plan(
         workdir=workdir,
         name=f"scistacks-{short}-{port}",
         user_args=user_args,
-        command=server_args,  # filled with the image's Cmd once it is pulled
+        server_args=server_args,
         pull=needs_pull,
     )
 
@@ -243,10 +243,10 @@ def start(run: RunPlan, detach: bool, wait: float = 120.0, echo=lambda _: None) 
     if run.pull:
         echo(f"pulling {run.image} ({run.platform})")
         pull(run.image, run.platform)
-    command = image_command(run.image) + run.command if run.command else []
-    plan_ = dataclasses.replace(run, command=command)
+    # the image's Cmd is only known once it is pulled
+    command = image_command(run.image) + run.server_args if run.server_args else []
     env = {**os.environ, "JUPYTER_TOKEN": run.token}
-    argv = plan_.docker_argv(detach, tty=os.isatty(0) and os.isatty(1))
+    argv = run.docker_argv(detach, tty=os.isatty(0) and os.isatty(1), command=command)
     if not detach:
         echo(f"JupyterLab: {run.url}  (Ctrl-C stops it)")
         return subprocess.run(argv, env=env).returncode

@@ -37,6 +37,7 @@ from pathlib import Path
 
 from builder.errors import ScistacksError, SmokeError
 from builder.fsutil import write_atomic
+from builder.image import docker
 from builder.project import OCI_PLATFORMS, Project, conda_platform, oci_platform
 from builder.spec.layering import Distribution, NotebookRef
 
@@ -193,23 +194,6 @@ def _describe(target: Target, image: dict) -> None:
     if arch != ARCHES.get(target.oci_platform):
         target.problem = f"image {target.ref} is linux/{arch}, not {target.oci_platform}"
     target.emulated = arch != _host_arch()
-
-
-def _require_docker() -> None:
-    if not shutil.which("docker"):
-        raise SmokeError("docker client not found on PATH (see scripts/setup-host.sh)")
-    try:
-        proc = subprocess.run(
-            ["docker", "version", "--format", "{{.Server.Version}}"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-        reason = last_line(proc.stderr) if proc.returncode != 0 else ""
-    except subprocess.TimeoutExpired:
-        reason = "no answer in 30 s"
-    if reason:
-        raise SmokeError(f"docker daemon not reachable ({reason}); start dockerd")
 
 
 def _split(values: Iterable[str] | None) -> list[str]:
@@ -1094,7 +1078,7 @@ def smoke(
     """Smoke-test NAME's images; write junit.xml, summary.md, results.json and outputs/."""
     from builder.spec import Catalog
 
-    _require_docker()
+    docker.require(SmokeError, buildx=False)
     dist = Catalog.load(project).get(name)
     targets, lock_hash = resolve_targets(project, dist, platforms, images)
     results_dir = Path(results_dir or project.results_dir(name)).resolve()

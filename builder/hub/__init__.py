@@ -78,7 +78,7 @@ class Yank:
     replaced_by: str | None = None
 
 
-class Published:
+class Releases:
     """What the registry publishes for one distribution, read lazily and once."""
 
     def __init__(self, registry: str, name: str, yanked: yanks.YankedList):
@@ -149,12 +149,12 @@ class Published:
 
 
 class _Registries:
-    """One ``Published`` per repository; registry errors name the reference's file/line."""
+    """One ``Releases`` per repository; registry errors name the reference's file/line."""
 
     def __init__(self, project: Project, refs: Iterable[ImageRef]):
         # outside a scistacks checkout only the registry's advisories are known
         self._yanked = yanks.load(project) if project is not None else yanks.YankedList()
-        self._repos: dict[tuple[str, str], Published] = {}
+        self._repos: dict[tuple[str, str], Releases] = {}
         pinged: set[str] = set()
         for ref in refs:
             repo = self.of(ref)
@@ -170,10 +170,10 @@ class _Registries:
                     field=f"line {ref.line}",
                 ) from None
 
-    def of(self, ref: ImageRef) -> Published:
+    def of(self, ref: ImageRef) -> Releases:
         key = (ref.registry, ref.distribution)
         if key not in self._repos:
-            self._repos[key] = Published(ref.registry, ref.distribution, self._yanked)
+            self._repos[key] = Releases(ref.registry, ref.distribution, self._yanked)
         return self._repos[key]
 
 
@@ -275,7 +275,7 @@ def bump(
     return results
 
 
-def _bumped_tag(repo: Published, ref: ImageRef, style: str | None) -> str | None:
+def _bumped_tag(repo: Releases, ref: ImageRef, style: str | None) -> str | None:
     """The tag ``ref`` should carry, or None when it is current."""
     newest = repo.newest()
     if newest is None:
@@ -333,7 +333,7 @@ def check(
     return report
 
 
-def _check_ref(repo: Published, ref: ImageRef) -> list[Finding]:
+def _check_ref(repo: Releases, ref: ImageRef) -> list[Finding]:
     if ref.digest:
         digest = ref.digest
         if repo.manifest(digest) is None:
@@ -402,7 +402,7 @@ def yank(
         raise HubError("say why the tag is yanked", field="--reason")
     yanks.load(project)  # a broken yanked.yml fails before the registry is touched
     registry = _registries([registry] if registry else None)[0]
-    repo = Published(registry, name, yanks.YankedList())
+    repo = Releases(registry, name, yanks.YankedList())
     ref = repo.reference.with_tag(tag)
     try:
         repo.client.ping()

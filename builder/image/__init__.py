@@ -94,12 +94,17 @@ def _write_record(project: Project, locked: LockedDistribution, built: list[Buil
         for key in ("distribution", "platform", "skipped"):
             entry.pop(key)
         platforms[image.platform] = entry
+    _save_record(path, locked.name, locked.lock_hash(), platforms)
+
+
+def _save_record(path: Path, name: str, lock_hash: str, platforms: dict[str, dict]) -> dict:
     record = {
-        "distribution": locked.name,
-        "lock_hash": locked.lock_hash(),
+        "distribution": name,
+        "lock_hash": lock_hash,
         "platforms": dict(sorted(platforms.items())),
     }
     write_atomic(path, json.dumps(record, indent=2) + "\n")
+    return record
 
 
 def _platforms(dist, requested: Iterable[str] | None) -> list[str]:
@@ -252,10 +257,4 @@ def merge_records(project: Project, name: str, others: Iterable[Path]) -> dict:
                     file=shown,
                 )
             platforms[plat] = entry
-    record = {
-        "distribution": name,
-        "lock_hash": expected,
-        "platforms": dict(sorted(platforms.items())),
-    }
-    write_atomic(here, json.dumps(record, indent=2) + "\n")
-    return record
+    return _save_record(here, name, expected, platforms)

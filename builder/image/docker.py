@@ -14,7 +14,7 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from builder.errors import BuildError
+from builder.errors import BuildError, ScistacksError
 
 ARCHES = {"linux/amd64": "amd64", "linux/arm64": "arm64", "linux/ppc64le": "ppc64le"}
 
@@ -29,12 +29,11 @@ def _last_line(text: str) -> str:
     return lines[-1] if lines else ""
 
 
-def require() -> None:
-    """The daemon answers and buildx is installed, or one line saying which is missing."""
+def require(error: type[ScistacksError] = BuildError, buildx: bool = True) -> None:
+    """The daemon answers (and buildx is installed), or one ``error`` line saying what is
+    missing. Smoke raises its own error type and needs no buildx."""
     if not shutil.which("docker"):
-        raise BuildError(
-            "docker client not found on PATH (install docker, see scripts/setup-host.sh)"
-        )
+        raise error("docker client not found on PATH (install docker, see scripts/setup-host.sh)")
     try:
         info = subprocess.run(
             ["docker", "version", "--format", "{{.Server.Version}}"],
@@ -46,13 +45,15 @@ def require() -> None:
         info = None
     if info is None or info.returncode != 0 or not info.stdout.strip():
         reason = _last_line(info.stderr) if info is not None else "timed out"
-        raise BuildError(
+        raise error(
             f"docker daemon not reachable at {_where()} ({reason}); start dockerd "
             "or run scripts/setup-host.sh"
         )
-    buildx = subprocess.run(["docker", "buildx", "version"], capture_output=True, text=True)
-    if buildx.returncode != 0:
-        raise BuildError(
+    if not buildx:
+        return
+    found = subprocess.run(["docker", "buildx", "version"], capture_output=True, text=True)
+    if found.returncode != 0:
+        raise error(
             "docker buildx missing (the docker CLI plugin; scripts/setup-host.sh installs it)"
         )
 
