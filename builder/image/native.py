@@ -5,18 +5,22 @@ Per platform:
 1. fetch every locked archive of the platform from its mirror and check its sha256/md5
    against the lock (``builder.image.fetch``);
 2. install them with py-rattler, without solving, into a staging folder; files carry
-   ``/srv/conda/envs/notebook`` as their prefix (rattler's ``alternative_target_prefix``),
-   no link scripts run, so an aarch64 environment installs on an amd64 host. rattler
-   writes no ``.pyc`` files: Python writes them on first import (jovyan owns the env);
-3. scrub host paths out of ``conda-meta`` and split the files into layers
-   (``builder.image.layers``: parent distributions' packages below the child's, then stable
-   buckets), each written as a reproducible tar;
-4. the "system" image: ``docker buildx build`` of the base image, ``apt.txt`` and the
+   ``/srv/conda/envs/notebook`` as their prefix (rattler's ``alternative_target_prefix``,
+   in text and binary files), ``noarch: python`` packages land in the interpreter's
+   ``site-packages`` with their entry points in ``bin/``; nothing from the packages runs
+   on the build host, so an aarch64 environment installs on an amd64 host;
+3. the "system" image: ``docker buildx build`` of the base image, ``apt.txt`` and the
    ``jovyan`` user (uid/gid 1000); docker caches it between builds;
-5. our layers on top of it through ``docker save``/``docker load``
-   (``builder.image.assemble``), with the runtime config (env on PATH, ``start`` through an
-   entrypoint, a Jupyter default command, labels) and no wall-clock time;
-6. ``postBuild`` as jovyan in one more ``docker buildx build`` step, when the context has one.
+4. in a container of that image, with the staging folder mounted at the prefix:
+   deterministic ``.pyc`` files, then the post-link scripts (``builder.image.link``);
+5. scrub host paths out of ``conda-meta`` and split the files into layers
+   (``builder.image.layers``: parent distributions' packages below the child's, then stable
+   buckets; each ``.pyc`` with its source's package), each written as a reproducible tar;
+6. our layers on top of the system image through ``docker save``/``docker load``
+   (``builder.image.assemble``, which also normalises the system image's own layers), with
+   the runtime config (env on PATH, ``start`` through an entrypoint, a Jupyter default
+   command, labels) and no wall-clock time;
+7. ``postBuild`` as jovyan in one more ``docker buildx build`` step, when the context has one.
 
 The image gets its final tag only once every step succeeded.
 """
@@ -30,12 +34,13 @@ import shutil
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import rattler
 
 from builder.errors import BuildError
-from builder.image import assemble, docker, layers
+from builder.image import assemble, docker, layers, link
 from builder.lock import read_lock
 from builder.lock.channels import ChannelMap
 from builder.lock.model import LockedDistribution, LockedPackage
@@ -280,9 +285,11 @@ def system_dockerfile(base_image: str, apt: list[str]) -> str:
             f"apt-get install -y -qq --no-install-recommends {' '.join(apt)} && "
             "apt-get clean && rm -rf /var/lib/apt/lists/*"
         )
-    # repo2docker's user: jovyan, uid/gid 1000, owning /srv/conda and its home
+    # repo2docker's user: jovyan, uid/gid 1000, owning /srv/conda and its home; shadow
+    # takes the password-change day for /etc/shadow from SOURCE_DATE_EPOCH
     lines.append(
-        f"RUN if ! getent group {NB_UID} >/dev/null; then groupadd --gid {NB_UID} {NB_USER}; fi && "
+        f"RUN export SOURCE_DATE_EPOCH={layers.source_date_epoch()} && "
+        f"if ! getent group {NB_UID} >/dev/null; then groupadd --gid {NB_UID} {NB_USER}; fi && "
         f"if getent passwd {NB_UID} >/dev/null; then "
         f'usermod --login {NB_USER} --home {HOME} --move-home "$(getent passwd {NB_UID} | cut -d: -f1)"; '
         f"else useradd --no-log-init --uid {NB_UID} --gid {NB_UID} --create-home --home-dir {HOME} "
@@ -308,43 +315,17 @@ def build_system(base_image: str, apt: list[str], oci_platform: str, work: Path,
 
 # ---------------------------------------------------------------- 5: runtime layer and config
 
-ENTRYPOINT_SCRIPT = f"""\
-#!/bin/sh
-# scistacks entrypoint: like repo2docker's, run the image's `start` script first when it
-# has one (it ends with `exec "$@"`), then the command.
-if [ -x {START} ]; then
-    exec {START} "$@"
-fi
-exec "$@"
-"""
 
-DEFAULT_CMD_SCRIPT = """\
-#!/bin/sh
-# The image's default command: the first Jupyter server the image has.
-# JupyterHub (KubeSpawner) replaces it with jupyterhub-singleuser.
-for server in jupyter-lab jupyter-notebook jupyter-server; do
-    if command -v "$server" >/dev/null 2>&1; then
-        exec "$server" --ip=0.0.0.0 "$@"
-    fi
-done
-echo "no Jupyter server in this image; give a command, e.g. docker run -it IMAGE bash" >&2
-exit 1
-"""
-
-PROFILE_SCRIPT = f"""\
-# scistacks: login shells (/etc/profile resets PATH) keep the environment first on PATH
-case ":$PATH:" in
-    *":{ENV_PREFIX}/bin:"*) ;;
-    *) PATH="{ENV_PREFIX}/bin:$PATH"; export PATH ;;
-esac
-"""
+def _script(name: str) -> bytes:
+    """A script that runs inside images, shipped in ``builder/image/scripts/``."""
+    return (resources.files("builder.image") / "scripts" / name).read_bytes()
 
 
 def runtime_entries(context_dir: Path) -> list[layers.Entry]:
     entries = [
-        layers.Entry(ENTRYPOINT.lstrip("/"), "file", 0o755, data=ENTRYPOINT_SCRIPT.encode()),
-        layers.Entry(DEFAULT_CMD.lstrip("/"), "file", 0o755, data=DEFAULT_CMD_SCRIPT.encode()),
-        layers.Entry("etc/profile.d/scistacks.sh", "file", 0o644, data=PROFILE_SCRIPT.encode()),
+        layers.Entry(ENTRYPOINT.lstrip("/"), "file", 0o755, data=_script("entrypoint.sh")),
+        layers.Entry(DEFAULT_CMD.lstrip("/"), "file", 0o755, data=_script("jupyter.sh")),
+        layers.Entry("etc/profile.d/scistacks.sh", "file", 0o644, data=_script("profile.sh")),
     ]
     start = context_dir / "start"
     if start.is_file():
@@ -429,16 +410,27 @@ def build(
     echo(
         f"  fetching, verifying and installing {len(locked.packages[platform])} locked packages ({platform})"
     )
-    install(project, locked, platform, staging, channel_map)
+    packages = install(project, locked, platform, staging, channel_map)
+    system = build_system(
+        base_image, _apt_packages(context_dir), oci_platform, work / "system", echo
+    )
+    echo(f"  compiling .pyc files and running post-link scripts in the image ({oci_platform})")
+    ran = link.finish(
+        staging,
+        packages,
+        system_image=system,
+        oci_platform=oci_platform,
+        env_prefix=ENV_PREFIX,
+        work=work,
+    )
+    if ran:
+        echo(f"  post-link scripts: {', '.join(ran)}")
+    link.register_compiled(staging)
 
     groups = package_groups(project, dist, locked, platform)
     env_layers, env_bytes = write_env_layers(staging, groups, dist.chain, work / "layers")
     echo(f"  environment: {env_bytes} bytes in {len(env_layers)} layers")
     runtime = layers.write_layer(work / "layers" / "runtime.tar", runtime_entries(context_dir))
-
-    system = build_system(
-        base_image, _apt_packages(context_dir), oci_platform, work / "system", echo
-    )
     new = [
         assemble.NewLayer(
             file,
@@ -449,13 +441,28 @@ def build(
         for plan, file in env_layers
     ]
     new.append(assemble.NewLayer(runtime, "scistacks runtime: entrypoint, start, default command"))
+    epoch = layers.source_date_epoch()
     image = assemble.append_layers(
-        system, new, lambda base: runtime_config(base, labels), layers.source_date_epoch()
+        system,
+        new,
+        lambda base: runtime_config(base, labels),
+        epoch,
+        normalise=_layers_above(system, base_image),
     )
     if (context_dir / "postBuild").is_file():
-        image = _post_build(image, context_dir, oci_platform, ref, work, echo)
+        built = _post_build(image, context_dir, oci_platform, ref, work, echo)
+        image = assemble.append_layers(
+            built, [], lambda base: base["config"], epoch, normalise=_layers_above(built, image)
+        )
     docker.tag(image, ref)
     return NativeBuild(image, tuple(f for _, f in env_layers), env_bytes)
+
+
+def _layers_above(image: str, base: str) -> frozenset[str]:
+    """The diff_ids ``docker build`` added to ``base`` to make ``image``."""
+    below = set(((docker.inspect_image(base) or {}).get("RootFS") or {}).get("Layers") or [])
+    mine = ((docker.inspect_image(image) or {}).get("RootFS") or {}).get("Layers") or []
+    return frozenset(d for d in mine if d not in below)
 
 
 def _post_build(
