@@ -46,3 +46,12 @@ def benchmarks(session: nox.Session) -> None:
     for script in sorted(os.listdir("benchmarks")):
         if script.endswith(".py") and not script.startswith("_"):
             session.run("python", f"benchmarks/{script}")
+
+
+@nox.session(name="offline-pangeo")
+def offline_pangeo(session: nox.Session) -> None:
+    """A real conda Python environment end to end, offline: the channel built from upstream
+    sources (cached), then lock, native build, smoke, publish and run of
+    ``examples/offline-pangeo`` (needs ``scripts/setup-host.sh``)."""
+    session.install("-e", ".[channel]")
+    session.run("python", "examples/offline-pangeo/pipeline.py", *session.posargs)
