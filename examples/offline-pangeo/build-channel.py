@@ -203,7 +203,7 @@ def check_sha(path: Path, w: dict, where: str) -> None:
 
 
 def rattler_build(
-    recipe: Path, out: Path, logs: Path, env: dict | None = None, label: str = ""
+    recipe: Path, out: Path, logs: Path, platform: str, env: dict | None = None, label: str = ""
 ) -> list[Path]:
     """Build one recipe in a child process whose whole output goes to a log file."""
     logs.mkdir(parents=True, exist_ok=True)
@@ -212,12 +212,13 @@ def rattler_build(
     empty = out / "empty-channel"
     empty.mkdir(parents=True, exist_ok=True)
     code = (
-        "import sys; from rattler_build import Stage0Recipe as R, ToolConfiguration as T\n"
+        "import sys; from rattler_build import Stage0Recipe as R, ToolConfiguration as T,"
+        " RenderConfig, PlatformConfig as P\n"
         "R.from_file(sys.argv[1]).run_build(tool_config=T(), output_dir=sys.argv[2],"
         " channels=[sys.argv[3]], no_build_id=True, package_format='conda',"
-        " no_include_recipe=True)"
+        " no_include_recipe=True, render_config=RenderConfig(P(target_platform=sys.argv[4])))"
     )
-    cmd = [sys.executable, "-c", code, str(recipe), str(out / "build"), empty.as_uri()]
+    cmd = [sys.executable, "-c", code, str(recipe), str(out / "build"), empty.as_uri(), platform]
     r = run(cmd, log=log, env={**os.environ, **(env or {})})
     pkgs = sorted((out / "build").glob("*/*.conda"))
     if r.returncode or not pkgs:
@@ -254,7 +255,7 @@ def build_python(cache: Path, recipe: Path, tarball: Path, logs: Path) -> Path:
         os.link(tarball, work / "recipe" / TARBALL)
         env = {"SOURCE_DATE_EPOCH": str(EPOCH), "CPU_COUNT": str(os.cpu_count() or 2)}
         label = f"{recipe.parent.parent.name}/python/recipe.yaml"
-        (pkg,) = rattler_build(work / "recipe" / "recipe.yaml", work, logs, env, label)
+        (pkg,) = rattler_build(work / "recipe" / "recipe.yaml", work, logs, "linux-64", env, label)
         tmp = done.with_suffix(".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
@@ -360,7 +361,7 @@ def build(args) -> Path:
             env["JUPYTERHUB_VERSION"] = versions["jupyterhub"]
         recipes += metapackage_recipes(stage / "meta", load_yaml(args.names), versions)
         for r in recipes:
-            for pkg in rattler_build(r, stage / "rb" / r.parent.name, logs, env):
+            for pkg in rattler_build(r, stage / "rb" / r.parent.name, logs, args.platform, env):
                 pkgs.append(condapkg.repack(pkg, stage / "rb-out", EPOCH))
         say(f"built {len(recipes)} small recipes with rattler-build")
         new = stage / "channel"
