@@ -20,7 +20,6 @@ import re
 import shutil
 import subprocess
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ from builder.fsutil import write_atomic
 from builder.image import labels as oci_labels
 from builder.lock.model import LockedDistribution
 from builder.project import Project, oci_platform
+from builder.publish.sbom import sbom_json
 from builder.publish.tags import TagContext, TagSet, content_tag, tags_for
 from builder.registry import Reference, Registry
 
@@ -148,52 +148,6 @@ def smoke_is_current(project: Project, name: str) -> bool:
 
 
 # -- artifacts -------------------------------------------------------------------------------
-
-
-def sbom_json(locked: LockedDistribution) -> str:
-    """CycloneDX JSON from the lock: one component per package and platform."""
-    from cyclonedx.model import HashAlgorithm, HashType
-    from cyclonedx.model.bom import Bom
-    from cyclonedx.model.component import Component, ComponentType
-    from cyclonedx.output.json import JsonV1Dot5
-    from packageurl import PackageURL
-
-    bom = Bom()
-    bom.metadata.component = Component(
-        name=locked.name, version=locked.lock_hash()[:12], type=ComponentType.CONTAINER
-    )
-    for plat in sorted(locked.packages):
-        for p in locked.packages[plat]:
-            channel = p.channel.rstrip("/").rsplit("/", 1)[-1] or "conda-forge"
-            purl = PackageURL(
-                "conda",
-                channel,
-                p.name,
-                p.version,
-                {"build": p.build, "subdir": p.subdir or plat, "type": _package_type(p)},
-            )
-            hashes = []
-            if p.sha256:
-                hashes.append(HashType(alg=HashAlgorithm.SHA_256, content=p.sha256))
-            if p.md5:
-                hashes.append(HashType(alg=HashAlgorithm.MD5, content=p.md5))
-            bom.components.add(
-                Component(
-                    name=p.name,
-                    version=p.version,
-                    type=ComponentType.LIBRARY,
-                    purl=purl,
-                    hashes=hashes,
-                    bom_ref=f"{plat}/{p.file_name}",
-                )
-            )
-    with warnings.catch_warnings():  # "no dependency graph": a lock's graph is not ours to give
-        warnings.simplefilter("ignore")
-        return JsonV1Dot5(bom).output_as_string(indent=2)
-
-
-def _package_type(p) -> str:
-    return "conda" if p.file_name.endswith(".conda") else "tar.bz2"
 
 
 def _artifacts(project: Project, name: str, locked) -> list[tuple[str, str, bytes, str]]:
