@@ -211,19 +211,30 @@ def rattler_build(
     log = logs / f"{label.replace('/', '_')}.log"
     empty = out / "empty-channel"
     empty.mkdir(parents=True, exist_ok=True)
-    code = (
-        "import sys; from rattler_build import Stage0Recipe as R, ToolConfiguration as T,"
-        " RenderConfig, PlatformConfig as P\n"
-        "R.from_file(sys.argv[1]).run_build(tool_config=T(), output_dir=sys.argv[2],"
-        " channels=[sys.argv[3]], no_build_id=True, package_format='conda',"
-        " no_include_recipe=True, render_config=RenderConfig(P(target_platform=sys.argv[4])))"
-    )
-    cmd = [sys.executable, "-c", code, str(recipe), str(out / "build"), empty.as_uri(), platform]
+    cmd = [sys.executable, __file__, "--rattler-child", str(recipe), str(out / "build")]
+    cmd += [empty.as_uri(), platform]
     r = run(cmd, log=log, env={**os.environ, **(env or {})})
     pkgs = sorted((out / "build").glob("*/*.conda"))
     if r.returncode or not pkgs:
         raise Fail(f"{label}: build failed, log: {log}")
     return pkgs
+
+
+def rattler_child(recipe: str, out: str, channel: str, platform: str) -> None:
+    """The child process of rattler_build(): its log events go to stdout, the log file."""
+    import rattler_build as rb
+    from rattler_build.progress import SimpleProgressCallback
+
+    rb.Stage0Recipe.from_file(recipe).run_build(
+        tool_config=rb.ToolConfiguration(),
+        output_dir=out,
+        channels=[channel],
+        progress_callback=SimpleProgressCallback(),
+        no_build_id=True,
+        package_format="conda",
+        no_include_recipe=True,
+        render_config=rb.RenderConfig(rb.PlatformConfig(target_platform=platform)),
+    )
 
 
 def ensure_build_deps() -> None:
@@ -348,7 +359,11 @@ def build(args) -> Path:
     t = time.monotonic()
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         jobs = [pool.submit(convert, files[w["file"]], w, args, fixes, cache) for w in wheels]
-        pkgs += [j.result() for j in jobs]
+        try:
+            pkgs += [j.result() for j in jobs]
+        except BaseException:
+            pool.shutdown(cancel_futures=True)  # stop at the first failure
+            raise
     say(f"converted {len(wheels)} wheels with whl2conda in {time.monotonic() - t:.1f}s")
     (cache / key).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache / key) as tmp:
@@ -386,6 +401,10 @@ def relink(link: Path, channel: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--rattler-child"]:
+        rattler_child(*argv[1:])
+        return 0
     cache_home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--platform", default="linux-64", choices=sorted(PLATFORMS))
