@@ -104,7 +104,7 @@ def validate(ctx: Context, names: tuple[str, ...]):
     from builder.spec import Catalog
 
     problems: list[ScistacksError] = []
-    catalog = Catalog.load(ctx.project, collect=problems)
+    catalog = Catalog.load(ctx.project, collect=problems, files=True)
     if names:
         unknown = [
             n for n in names if n not in catalog.specs and not ctx.project.spec_path(n).exists()

@@ -68,7 +68,16 @@ class Project:
         return self.distributions_dir / name / SPEC_FILE
 
     def distribution_names(self) -> list[str]:
-        return sorted(p.parent.name for p in self.distributions_dir.glob(f"*/{SPEC_FILE}"))
+        """Every folder of distributions/ with a spec, a spec that is a dangling symbolic
+        link included (reading it is the error); hidden folders are not distributions."""
+        out = []
+        for folder in self.distributions_dir.iterdir():
+            if folder.name.startswith("."):
+                continue
+            spec = folder / SPEC_FILE
+            if spec.is_file() or spec.is_symlink() or (folder.is_symlink() and not folder.exists()):
+                out.append(folder.name)
+        return sorted(out)
 
     # lock stage
     def lock_dir(self, name: str) -> Path:

@@ -24,9 +24,12 @@ class Catalog:
     distributions: dict[str, Distribution]
 
     @classmethod
-    def load(cls, project: Project, *, collect: list[SpecError] | None = None) -> Catalog:
+    def load(
+        cls, project: Project, *, collect: list[SpecError] | None = None, files: bool = False
+    ) -> Catalog:
         """Load every spec. With ``collect``, problems are appended and loading goes on
-        (for ``validate``); otherwise the first problem is raised."""
+        (for ``validate``); otherwise the first problem is raised. ``files``: also check
+        the files specs name that no lock needs (notebooks)."""
 
         def fail(exc: SpecError):
             if collect is None:
@@ -37,7 +40,7 @@ class Catalog:
         for name in project.distribution_names():
             path = project.spec_path(name)
             try:
-                specs[name] = parse_spec(path, project.relative(path))
+                specs[name] = parse_spec(path, project.relative(path), files=files)
             except SpecError as exc:
                 fail(exc)
 

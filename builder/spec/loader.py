@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -37,7 +39,34 @@ def _explain(error: dict) -> str:
     return msg.replace("Value error, ", "")
 
 
-def parse_spec(path: Path, shown: str) -> DistributionSpec:
+def check_dependency(dep, shown: str, field: str) -> str:
+    """A conda dependency of a spec or an environment.yml; returns its package name."""
+    try:
+        parsed = matchspec.parse(dep)
+    except ValueError as exc:
+        raise SpecError(str(exc), file=shown, field=field) from None
+    if parsed.name.normalized.startswith("__"):
+        raise SpecError(
+            f"{dep!r} is a virtual package: declare it under virtual_packages",
+            file=shown,
+            field=field,
+        )
+    return parsed.name.normalized
+
+
+def _dangling(path: Path, shown: str) -> None:
+    """A spec that is a symbolic link to nothing is an error, not a missing distribution."""
+    for link in (path, path.parent):
+        if link.is_symlink() and not link.exists():
+            raise SpecError(
+                f"a symbolic link to {os.readlink(link)!r}, which does not exist",
+                file=shown if link == path else str(Path(shown).parent),
+            )
+
+
+def parse_spec(path: Path, shown: str, *, files: bool = False) -> DistributionSpec:
+    """One spec, validated. ``files``: also check that its notebooks exist (validate)."""
+    _dangling(path, shown)
     data = load_yaml(path, shown_as=shown, error=SpecError)
     if data is None:
         raise SpecError("empty file: expected a mapping with at least 'name'", file=shown)
@@ -61,21 +90,15 @@ def parse_spec(path: Path, shown: str) -> DistributionSpec:
         raise SpecError(
             f"name {spec.name!r} does not match its folder {expected!r}", file=shown, field="name"
         )
-    for i, dep in enumerate(spec.dependencies):
-        try:
-            parsed = matchspec.parse(dep)
-        except ValueError as exc:
-            raise SpecError(str(exc), file=shown, field=f"dependencies[{i}]") from None
-        if parsed.name.normalized.startswith("__"):
-            raise SpecError(
-                f"{dep!r} is a virtual package: declare it under virtual_packages",
-                file=shown,
-                field=f"dependencies[{i}]",
-            )
-    names = [matchspec.package_name(d) for d in spec.dependencies]
+    names = [
+        check_dependency(dep, shown, f"dependencies[{i}]")
+        for i, dep in enumerate(spec.dependencies)
+    ]
     for i, name in enumerate(names):
         if name in names[:i]:
             raise SpecError(f"{name!r} is listed twice", file=shown, field=f"dependencies[{i}]")
+    for key, value in spec.virtual_packages.items():
+        _check_virtual(key, value, shown)
     for i, req in enumerate(spec.pip):
         _check_pip_requirement(req, shown, f"pip[{i}]")
     for key in ("post_build", "start"):
@@ -88,7 +111,42 @@ def parse_spec(path: Path, shown: str) -> DistributionSpec:
             raise SpecError(
                 f"{nb_path!r} is not a .ipynb notebook", file=shown, field=f"notebooks[{i}]"
             )
+    for i, nb in enumerate(spec.notebooks if files else ()):
+        nb_path = nb if isinstance(nb, str) else nb.path
+        if not (path.parent / nb_path).is_file():
+            raise SpecError(
+                f"notebook {nb_path!r} not found next to the spec",
+                file=shown,
+                field=f"notebooks[{i}]",
+            )
     return spec
+
+
+KNOWN_VIRTUAL = ("__glibc", "__linux", "__cuda", "__unix", "__archspec", "__osx", "__win")
+
+
+def _check_virtual(key: str, value: str, shown: str) -> None:
+    field = f"virtual_packages.{key}"
+    if key not in KNOWN_VIRTUAL:
+        raise SpecError(
+            f"unknown virtual package {key!r} (known: {', '.join(KNOWN_VIRTUAL)})",
+            file=shown,
+            field=field,
+        )
+    text = str(value).strip()
+    if re.search(r"[<>=!~*,|\s]", text):
+        raise SpecError(
+            f"{text!r}: a virtual package takes the version the target machine has "
+            "(e.g. 12.0), not a range",
+            file=shown,
+            field=field,
+        )
+    import rattler
+
+    try:
+        rattler.Version(text)
+    except Exception:
+        raise SpecError(f"{text!r} is not a version", file=shown, field=field) from None
 
 
 def _check_pip_requirement(req: str, shown: str, field: str) -> None:
