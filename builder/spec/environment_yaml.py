@@ -70,9 +70,9 @@ def _item_lines(text: str) -> list[int | None]:
     if not isinstance(root, yaml.MappingNode):
         return []
     for key, value in root.value:
-        if isinstance(key, yaml.ScalarNode) and key.value == "dependencies":
-            if isinstance(value, yaml.SequenceNode):
-                return [item.start_mark.line for item in value.value]
+        is_deps = isinstance(key, yaml.ScalarNode) and key.value == "dependencies"
+        if is_deps and isinstance(value, yaml.SequenceNode):
+            return [item.start_mark.line for item in value.value]
     return []
 
 
@@ -122,7 +122,9 @@ def read_environment_file(path: Path) -> EnvironmentFile:
         where = f"dependencies[{i}]"
         if isinstance(dep, dict) and set(dep) == {"pip"}:
             if not isinstance(dep["pip"], list):
-                raise SpecError("expected a list of pip requirements", file=shown, field=f"{where}.pip")
+                raise SpecError(
+                    "expected a list of pip requirements", file=shown, field=f"{where}.pip"
+                )
             for k, req in enumerate(dep["pip"]):  # name this file, not the spec made from it
                 if not isinstance(req, str):
                     raise SpecError(
@@ -136,7 +138,9 @@ def read_environment_file(path: Path) -> EnvironmentFile:
                 "expected a match spec string or a 'pip:' list", file=shown, field=where
             )
         line = lines[i] if i < len(lines) else None
-        deps.append(Dependency(dep.strip(), where, selectors.get(line) if line is not None else None))
+        deps.append(
+            Dependency(dep.strip(), where, selectors.get(line) if line is not None else None)
+        )
     for d in deps:
         check_dependency(d.spec, shown, d.field)
     return EnvironmentFile(shown, channels, deps, pip, platforms, channel_fields)
@@ -244,9 +248,7 @@ def new_distribution(
     parent_dist = catalog.get(parent) if parent else None
     if parent_dist is not None and parent_dist.name == name:
         raise SpecError(f"a distribution cannot extend itself ({name!r})", field="--extends")
-    platforms = list(
-        env.platforms or (parent_dist.platforms if parent_dist else DEFAULT_PLATFORMS)
-    )
+    platforms = list(env.platforms or (parent_dist.platforms if parent_dist else DEFAULT_PLATFORMS))
     spec, fields = _spec_from(env, name, source, parent_dist, platforms)
     text = yaml.safe_dump(spec, sort_keys=False)
 
