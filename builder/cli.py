@@ -726,8 +726,13 @@ def release_cmd(ctx: Context, names, all_, registry, platforms, channel_map):
     metavar="PLATFORM",
     help="linux/amd64 or linux/arm64 (default: the docker host's; another runs emulated).",
 )
+@click.option(
+    "--as-root",
+    is_flag=True,
+    help="Run the server as root (--allow-root); by default it runs as the image's user.",
+)
 @pass_ctx
-def run_cmd(ctx: Context, target, registry, port, pull_policy, workdir, detach, platform):
+def run_cmd(ctx: Context, target, registry, port, pull_policy, workdir, detach, platform, as_root):
     """Run NAME's image with JupyterLab on 127.0.0.1, the current directory in work/."""
     from builder import run
     from builder.publish import DEFAULT_REGISTRY
@@ -741,6 +746,7 @@ def run_cmd(ctx: Context, target, registry, port, pull_policy, workdir, detach, 
         port=port,
         pull_policy=pull_policy,
         platform=platform,
+        as_root=as_root,
     )
     code = run.start(plan, detach, echo=lambda m: click.echo(m, err=True))
     if detach:

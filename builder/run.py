@@ -8,6 +8,8 @@ command with:
 - the port published on 127.0.0.1 only (a notebook server is a shell: never on 0.0.0.0);
 - the current directory at ``/home/jovyan/work``, written as the caller's uid/gid so the
   files stay theirs (jovyan's home becomes a tmpfs owned by that uid when it is not 1000);
+  started as root, the server runs as the image's user (uid 1000), never as root unless
+  ``--as-root`` asks for it (see ``user_mapping``);
 - a random token, passed as ``JUPYTER_TOKEN`` (notebook 6, jupyter_server 1 and 2 read it).
 """
 
@@ -17,6 +19,8 @@ import json
 import os
 import secrets
 import socket
+import stat
+import struct
 import subprocess
 import time
 import urllib.error
@@ -48,6 +52,7 @@ class RunPlan:
     user_args: list[str] = field(default_factory=list)
     server_args: list[str] = field(default_factory=list)  # appended to the image's Cmd
     pull: bool = False
+    grant_write: bool = False  # let uid 1000 write to workdir (an ACL entry) before starting
 
     @property
     def url(self) -> str:
@@ -153,11 +158,28 @@ def rootless_docker() -> bool:
     return proc.returncode == 0 and "rootless" in proc.stdout
 
 
-def user_mapping(uid: int, gid: int, rootless: bool = False) -> tuple[list[str], list[str]]:
-    """(docker run options, extra server arguments) so files in work/ belong to uid:gid."""
-    if rootless or uid == 0:
-        # rootless: container root *is* the caller; root host: keep root's files root's
+def user_mapping(
+    uid: int, gid: int, rootless: bool = False, as_root: bool = False
+) -> tuple[list[str], list[str]]:
+    """(docker run options, extra server arguments) so files in work/ belong to uid:gid.
+
+    Started as root, the server runs as the image's user, jovyan (uid/gid 1000), as a hub
+    runs it: a notebook server is a shell, and a root one in the caller's folder can
+    change anything there. docker-stacks images get the folder writable by starting as
+    root and chowning (``NB_UID``, ``CHOWN_HOME``/``CHOWN_EXTRA``); chowning the folder of
+    a root caller would hand its files to uid 1000 behind its back, so ``grant_write``
+    adds one ACL entry (``user:1000:rwx``) on the mounted folder itself instead, and only
+    when uid 1000 cannot write there already: no file changes owner, nothing below the
+    folder changes at all, files made in JupyterLab belong to uid 1000 and files already
+    there stay root's (``ls -l`` shows a ``+`` and the ACL mask as the group bits;
+    ``getfacl DIR`` shows the entry, ``setfacl -x u:1000 DIR`` removes it).
+    ``as_root`` (``--as-root``) keeps the server root (``--allow-root``), files root's.
+    """
+    if rootless or as_root:
+        # rootless: container root *is* the caller
         return ["--user", "0:0"], ["--allow-root"]
+    if uid == 0:
+        return ["--user", f"{NB_UID}:{NB_UID}"], []
     if uid == NB_UID:
         return ["--user", f"{uid}:{gid}"], []
     # jovyan's home is owned by 1000; a tmpfs owned by the caller keeps it writable
@@ -169,6 +191,65 @@ def user_mapping(uid: int, gid: int, rootless: bool = False) -> tuple[list[str],
         "--tmpfs",
         f"{HOME}:uid={uid},gid={gid},mode=0755",
     ], []
+
+
+# POSIX access ACL as the kernel stores it (xattr system.posix_acl_access): a version, then
+# (tag, permissions, id) entries sorted by tag then id
+_ACL_XATTR = "system.posix_acl_access"
+_ACL_VERSION = 2
+_USER_OBJ, _USER, _GROUP_OBJ, _GROUP, _MASK, _OTHER = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
+_NO_ID = 0xFFFFFFFF
+
+
+def writable_by(path: Path, uid: int) -> bool:
+    """Whether ``uid`` (not root) may create files in the directory ``path``."""
+    st = path.stat()
+    if st.st_uid == uid:
+        return bool(st.st_mode & stat.S_IWUSR and st.st_mode & stat.S_IXUSR)
+    entries = _read_acl(path)
+    named = {i: perm for tag, perm, i in entries if tag == _USER}
+    if uid in named:
+        mask = next((perm for tag, perm, _ in entries if tag == _MASK), 7)
+        return named[uid] & mask & 3 == 3
+    if st.st_gid == uid:  # jovyan's group has jovyan's id
+        return bool(st.st_mode & stat.S_IWGRP and st.st_mode & stat.S_IXGRP)
+    return bool(st.st_mode & stat.S_IWOTH and st.st_mode & stat.S_IXOTH)
+
+
+def _read_acl(path: Path) -> list[tuple[int, int, int]]:
+    try:
+        data = os.getxattr(path, _ACL_XATTR)
+    except OSError:
+        return []
+    return [struct.unpack_from("<HHI", data, off) for off in range(4, len(data), 8)]
+
+
+def grant_write(path: Path, uid: int) -> None:
+    """Add ``user:UID:rwx`` to the directory's access ACL (ownership and mode unchanged)."""
+    mode = path.stat().st_mode
+    entries = [e for e in _read_acl(path) if not (e[0] == _USER and e[2] == uid)]
+    if not entries:  # no ACL yet: the one the mode bits stand for
+        entries = [
+            (_USER_OBJ, (mode >> 6) & 7, _NO_ID),
+            (_GROUP_OBJ, (mode >> 3) & 7, _NO_ID),
+            (_OTHER, mode & 7, _NO_ID),
+        ]
+    entries = [e for e in entries if e[0] != _MASK] + [(_USER, 7, uid)]
+    group_class = 0
+    for tag, perm, _ in entries:
+        if tag in (_USER, _GROUP_OBJ, _GROUP):
+            group_class |= perm
+    entries.append((_MASK, group_class, _NO_ID))
+    entries.sort(key=lambda e: (e[0], e[2]))
+    data = struct.pack("<I", _ACL_VERSION) + b"".join(struct.pack("<HHI", *e) for e in entries)
+    try:
+        os.setxattr(path, _ACL_XATTR, data)
+    except OSError as exc:
+        raise RunError(
+            f"cannot let uid {NB_UID} (the image's user) write to {path}: {exc.strerror}"
+            " (use --as-root to run the server as root, or make it writable)",
+            field="--workdir",
+        ) from None
 
 
 # ---------------------------------------------------------------- the port
@@ -199,6 +280,7 @@ def plan(
     uid: int | None = None,
     gid: int | None = None,
     platform: str | None = None,
+    as_root: bool = False,
 ) -> RunPlan:
     host = host_platform()
     platform = oci_platform(conda_platform(platform)) if platform else host
@@ -219,7 +301,10 @@ def plan(
         raise RunError(f"{workdir} is not a directory", field="--workdir")
     uid = os.getuid() if uid is None else uid
     gid = os.getgid() if gid is None else gid
-    user_args, server_args = user_mapping(uid, gid, rootless_docker())
+    rootless = rootless_docker()
+    user_args, server_args = user_mapping(uid, gid, rootless, as_root)
+    # root runs the server as jovyan: it needs to write to work/ (see user_mapping)
+    grant = uid == 0 and not (rootless or as_root) and not writable_by(workdir, NB_UID)
     if port is None:
         port = free_port()
     elif not 0 < port < 65536:
@@ -235,11 +320,15 @@ def plan(
         user_args=user_args,
         server_args=server_args,
         pull=needs_pull,
+        grant_write=grant,
     )
 
 
 def start(run: RunPlan, detach: bool, wait: float = 120.0, echo=lambda _: None) -> int:
     """Pull if needed, then start; detached runs return once the server answers."""
+    if run.grant_write:
+        grant_write(run.workdir, NB_UID)
+        echo(f"{run.workdir}: uid {NB_UID} (the image's user) may now write here (an ACL entry)")
     if run.pull:
         echo(f"pulling {run.image} ({run.platform})")
         pull(run.image, run.platform)

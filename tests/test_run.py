@@ -22,17 +22,21 @@ from builder.project import Project
 
 
 @pytest.mark.parametrize(
-    ("uid", "gid", "rootless", "expected_user", "server_args"),
+    ("uid", "gid", "rootless", "as_root", "expected_user", "server_args"),
     [
-        (0, 0, False, "0:0", ["--allow-root"]),
-        (1000, 1000, False, "1000:1000", []),
-        (1000, 20, False, "1000:20", []),
-        (501, 20, False, "501:20", []),
-        (501, 20, True, "0:0", ["--allow-root"]),
+        # root: the server runs as the image's user, as on a hub, unless --as-root
+        (0, 0, False, False, "1000:1000", []),
+        (0, 0, False, True, "0:0", ["--allow-root"]),
+        (1000, 1000, False, False, "1000:1000", []),
+        (1000, 20, False, False, "1000:20", []),
+        (501, 20, False, False, "501:20", []),
+        (501, 20, True, False, "0:0", ["--allow-root"]),
     ],
 )
-def test_user_mapping_keeps_files_the_callers(uid, gid, rootless, expected_user, server_args):
-    options, extra = run.user_mapping(uid, gid, rootless)
+def test_user_mapping_keeps_files_the_callers(
+    uid, gid, rootless, as_root, expected_user, server_args
+):
+    options, extra = run.user_mapping(uid, gid, rootless, as_root)
     assert options[options.index("--user") + 1] == expected_user
     assert extra == server_args
     # a uid jovyan's home does not belong to gets a home of its own
@@ -41,6 +45,61 @@ def test_user_mapping_keeps_files_the_callers(uid, gid, rootless, expected_user,
         assert (
             options[options.index("--tmpfs") + 1] == f"/home/jovyan:uid={uid},gid={gid},mode=0755"
         )
+
+
+def _can_create(folder: Path, uid: int) -> bool:
+    proc = subprocess.run(["touch", str(folder / f"by-{uid}")], user=uid, capture_output=True)
+    return proc.returncode == 0
+
+
+def test_grant_write_adds_one_acl_entry_and_changes_no_owner(tmp_path):
+    work = tmp_path / "work"
+    work.mkdir(mode=0o755)
+    work.chmod(0o755)
+    (work / "notes.txt").write_text("mine\n")
+    before = work.stat()
+    assert not run.writable_by(work, 1000)
+    run.grant_write(work, 1000)
+    run.grant_write(work, 1000)  # idempotent
+    after = work.stat()
+    assert run.writable_by(work, 1000)
+    assert (after.st_uid, after.st_gid) == (before.st_uid, before.st_gid)
+    assert after.st_mode & 0o7707 == before.st_mode & 0o7707  # owner and other bits kept
+    entries = run._read_acl(work)
+    assert [(tag, perm, i) for tag, perm, i in entries if tag == run._USER] == [
+        (run._USER, 7, 1000)
+    ]
+    assert (run._GROUP_OBJ, 5, run._NO_ID) in entries  # the group keeps r-x
+    note = (work / "notes.txt").stat()
+    assert (note.st_uid, note.st_mode & 0o777) == (before.st_uid, 0o644 & ~_umask())
+    if os.geteuid() == 0:  # really: uid 1000 may create files there, others still not
+        import tempfile
+
+        outer = Path(tempfile.mkdtemp())  # tmp_path's parents are closed to uid 1000
+        try:
+            outer.chmod(0o755)
+            shared = outer / "work"
+            shared.mkdir(mode=0o755)
+            assert not _can_create(shared, 1000)
+            run.grant_write(shared, 1000)
+            assert _can_create(shared, 1000) and not _can_create(shared, 1001)
+            assert (shared / "by-1000").stat().st_uid == 1000
+        finally:
+            shutil.rmtree(outer)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_a_folder_uid_1000_may_write_to_gets_no_acl(tmp_path):
+    work = tmp_path / "open"
+    work.mkdir()
+    work.chmod(0o777)
+    assert run.writable_by(work, 1000)
+    assert run._read_acl(work) == []
 
 
 def _project(tmp_path: Path, publish: dict | None = None, images: dict | None = None) -> Project:
@@ -137,6 +196,38 @@ def test_run_maps_the_callers_uid_onto_the_mounted_work_dir(demo_images, tmp_pat
             ["docker", "port", plan.name], capture_output=True, text=True, check=True
         ).stdout
         assert ports.strip() == f"8888/tcp -> 127.0.0.1:{plan.port}"
+    finally:
+        subprocess.run(["docker", "rm", "-f", plan.name], capture_output=True)
+
+
+@pytest.mark.docker
+def test_run_started_as_root_serves_as_uid_1000(demo_images, tmp_path):  # noqa: F811
+    image = demo_images("linux/amd64")
+    work = tmp_path / "work"
+    work.mkdir()
+    work.chmod(0o755)  # the caller's folder, closed to others
+    (work / "data.csv").write_text("a,b\n1,2\n")
+    owner = work.stat().st_uid, work.stat().st_gid
+    plan = run.plan(None, image.ref, "localhost:5000/unused", workdir=work, uid=0, gid=0)
+    assert plan.server_args == [] and plan.user_args == ["--user", "1000:1000"]
+    try:
+        assert run.start(plan, detach=True, wait=120) == 0
+        base = f"http://127.0.0.1:{plan.port}"
+        assert _status(f"{base}/api/contents/work/data.csv?token={plan.token}") == 200
+        assert _put_file(base, plan.token, "work/from-lab.txt") in (200, 201)
+        top = subprocess.run(
+            ["docker", "top", plan.name, "-eo", "pid,uid,args"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.splitlines()[1:]
+        assert top and all(line.split()[1] == "1000" for line in top), top
+        assert not any("--allow-root" in line for line in top)
+        made = work / "from-lab.txt"
+        assert made.read_text() == "from jupyter\n" and made.stat().st_uid == 1000
+        # the caller's folder and files keep their owner
+        assert (work.stat().st_uid, work.stat().st_gid) == owner
+        assert (work / "data.csv").stat().st_uid == owner[0]
     finally:
         subprocess.run(["docker", "rm", "-f", plan.name], capture_output=True)
 
