@@ -19,7 +19,7 @@ import rattler
 
 from builder import diff
 from builder.errors import LockError
-from builder.lock import ChannelMap, LockResult, lock, read_lock
+from builder.lock import ChannelMap, LockResult, lock, read_lock, verify
 from builder.lock.model import LockedDistribution, LockedPackage
 from builder.project import Project
 from builder.spec import Catalog, matchspec
@@ -116,9 +116,10 @@ def _read(project: Project, catalog: Catalog, name: str) -> LockedDistribution |
         return None
     try:
         env = rattler.LockFile.from_path(path).default_environment()
-    except Exception:
-        read_lock(project, name)  # names the problem in the file
-        raise
+    except Exception as exc:
+        read_lock(project, name, catalog)  # names the problem in the file
+        first = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+        raise LockError(f"unreadable lockfile: {first}", file=project.relative(path)) from None
     packages = {
         p.name: sorted(
             (_package(r, p.name) for r in env.conda_repodata_records_for_platform(p) or []),
@@ -130,7 +131,7 @@ def _read(project: Project, catalog: Catalog, name: str) -> LockedDistribution |
     order = [p for p in dist.platforms if p in packages] + [
         p for p in packages if p not in dist.platforms
     ]
-    return LockedDistribution(
+    locked = LockedDistribution(
         name=name,
         platforms=tuple(order),
         channels=dist.channels,
@@ -138,6 +139,8 @@ def _read(project: Project, catalog: Catalog, name: str) -> LockedDistribution |
         inputs_hash="",
         metadata={"parent": dist.parent or ""},
     )
+    verify(project, name, locked, catalog)  # a damaged lock is named before any solve
+    return locked
 
 
 def _package(record: rattler.RepoDataRecord, platform: str) -> LockedPackage:

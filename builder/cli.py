@@ -252,7 +252,7 @@ def lock_cmd(ctx: Context, names, all_, check, channel_map, exclude_newer, engin
     if check:
         stale = locking.check(ctx.project, catalog, selected)
         for s in stale:
-            click.echo(f"stale: {s.name}: {s.reason}", err=True)
+            click.echo(f"{s.kind}: {s.name}: {s.reason}", err=True)
         if stale:
             sys.exit(1)
         click.echo(f"{len(selected)} lock(s) up to date")

@@ -45,7 +45,8 @@ HEADER = """\
 """
 
 
-def read_lock(project: Project, name: str) -> LockedDistribution:
+def read_lock(project: Project, name: str, catalog: Catalog | None = None) -> LockedDistribution:
+    """``lockfiles/NAME/conda-lock.yml``, checked for integrity (``builder.lock.integrity``)."""
     path = project.lockfile(name)
     if not path.is_file():
         raise LockError(
@@ -53,7 +54,32 @@ def read_lock(project: Project, name: str) -> LockedDistribution:
         )
     from builder.lock import condalock  # importing conda-lock costs ~0.4 s: only when used
 
-    return condalock.read(path, project.relative(path))
+    locked = condalock.read(path, project.relative(path))
+    verify(project, name, locked, catalog)
+    return locked
+
+
+def verify(
+    project: Project, name: str, locked: LockedDistribution, catalog: Catalog | None = None
+) -> None:
+    """Raise a LockError naming the file and package when the lock is damaged."""
+    from builder.errors import SpecError
+    from builder.lock import integrity
+
+    shown = project.relative(project.lockfile(name))
+    integrity.check_records(locked, shown)
+    if catalog is None:
+        catalog = Catalog.load(project, collect=[])  # broken specs: their checks are skipped
+    dist = catalog.distributions.get(name)
+    try:
+        current = dist is not None and locked.inputs_hash == inputs_hash(catalog, name)
+    except (SpecError, KeyError):
+        current = False
+    if current:
+        direct = {n: dist.origins.get(n, dist.spec_files[-1]) for n in dist.direct_names}
+        integrity.check_direct(locked, shown, direct)
+    lock_dir = project.lock_dir(name)
+    integrity.check_explicit(locked, lock_dir, project.relative(lock_dir))
 
 
 @dataclass
@@ -306,6 +332,7 @@ def _write(project: Project, catalog: Catalog, locked: LockedDistribution) -> bo
 class Staleness:
     name: str
     reason: str
+    kind: str = "stale"  # or "damaged": the lock fails its integrity checks
 
 
 def check(project: Project, catalog: Catalog, names: list[str]) -> list[Staleness]:
@@ -318,7 +345,11 @@ def check(project: Project, catalog: Catalog, names: list[str]) -> list[Stalenes
                 Staleness(name, f"{project.relative(path)}: missing (run: scistacks lock {name})")
             )
             continue
-        locked = read_lock(project, name)
+        try:
+            locked = read_lock(project, name, catalog)
+        except LockError as exc:
+            stale.append(Staleness(name, str(exc), kind="damaged"))
+            continue
         dist = catalog.get(name)
         if tuple(locked.platforms) != tuple(dist.platforms):
             stale.append(

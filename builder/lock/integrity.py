@@ -1,0 +1,122 @@
+"""Lock integrity: a lockfile checked against itself, its spec and its explicit files.
+
+A lock that is still valid YAML may be damaged all the same: truncated at a package
+boundary, edited by hand, its explicit files deleted or left behind. Every reader of a
+lock (``read_lock``) and ``lock --check`` run these checks, so no later stage builds an
+environment from a damaged lock. Each problem is one ``LockError`` naming the file and the
+package or field:
+
+- hashes are well formed (md5: 32 hex digits, sha256: 64), URLs are package URLs;
+- each platform's package set is closed under its dependencies (a package's dependency
+  is locked for the same platform), with one record per package name;
+- every direct dependency of the spec is locked on every platform (when the lock is up
+  to date with the spec: a stale lock is reported as stale instead);
+- every ``conda-PLATFORM.lock`` exists and holds the same URLs and md5s as conda-lock.yml
+  (as sets: their order is the installation order, not ours to check).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from builder.errors import LockError
+from builder.lock.model import LockedDistribution
+
+MD5_RE = re.compile(r"[0-9a-f]{32}\Z")
+SHA256_RE = re.compile(r"[0-9a-f]{64}\Z")
+PACKAGE_URL_RE = re.compile(r"^[a-z][a-z0-9+.-]*://\S+\.(conda|tar\.bz2)\Z")
+
+
+def check_records(locked: LockedDistribution, shown: str) -> None:
+    """Hashes, URLs, one record per name, and each platform closed under dependencies."""
+    for platform in locked.platforms:
+        names: dict[str, object] = {}
+        for p in locked.packages.get(platform, ()):
+            where = f"package {p.name} ({platform})"
+            if p.name in names:
+                raise LockError("locked twice for one platform", file=shown, field=where)
+            names[p.name] = p
+            if not MD5_RE.match(p.md5 or ""):
+                raise LockError(
+                    f"malformed md5 {p.md5!r} (expected 32 hex digits)",
+                    file=shown,
+                    field=f"{where}: hash.md5",
+                )
+            if p.sha256 and not SHA256_RE.match(p.sha256):
+                raise LockError(
+                    f"malformed sha256 {p.sha256!r} (expected 64 hex digits)",
+                    file=shown,
+                    field=f"{where}: hash.sha256",
+                )
+            if not PACKAGE_URL_RE.match(p.url or ""):
+                raise LockError(f"not a package URL: {p.url!r}", file=shown, field=f"{where}: url")
+        for p in locked.packages.get(platform, ()):
+            for dep in p.depends:
+                dep_name = dep.split()[0] if dep.split() else ""
+                if dep_name and not dep_name.startswith("__") and dep_name not in names:
+                    raise LockError(
+                        f"depends on {dep!r}, which is not locked for {platform} "
+                        "(a truncated or edited lockfile? relock it)",
+                        file=shown,
+                        field=f"package {p.name} ({platform})",
+                    )
+
+
+def check_direct(locked: LockedDistribution, shown: str, direct: dict[str, str]) -> None:
+    """Every direct dependency (name -> the spec file asking for it) is locked on every
+    platform of the lock."""
+    for platform in locked.platforms:
+        have = {p.name for p in locked.packages.get(platform, ())}
+        for name, spec in direct.items():
+            if name not in have:
+                raise LockError(
+                    f"{name} (asked for by {spec}) is not locked for {platform} (a truncated or edited "
+                    "lockfile? relock it)",
+                    file=shown,
+                    field="package",
+                )
+
+
+def explicit_entries(path: Path, shown: str) -> set[tuple[str, str]]:
+    """(URL, md5) of each package line of an @EXPLICIT file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise LockError("missing (deleted?): relock to write it again", file=shown) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LockError(f"cannot read: {exc}", file=shown) from None
+    lines = [ln.strip() for ln in text.splitlines()]
+    if "@EXPLICIT" not in lines:
+        raise LockError("not an explicit lockfile (no @EXPLICIT line)", file=shown)
+    out = set()
+    for ln in lines[lines.index("@EXPLICIT") + 1 :]:
+        if not ln or ln.startswith("#"):
+            continue
+        url, _, digest = ln.partition("#")
+        out.add((url, digest.removeprefix("md5:")))
+    return out
+
+
+def check_explicit(locked: LockedDistribution, lock_dir: Path, shown_dir: str) -> None:
+    """Each platform's explicit file exists and lists the same packages as conda-lock.yml."""
+    for platform in locked.platforms:
+        name = f"conda-{platform}.lock"
+        shown = f"{shown_dir}/{name}"
+        found = explicit_entries(lock_dir / name, shown)
+        wanted = {(p.url, p.md5) for p in locked.packages.get(platform, ())}
+        if found == wanted:
+            continue
+        by_url = {url: md5 for url, md5 in wanted}
+        extra = sorted(found - wanted)
+        missing = sorted(wanted - found)
+        if extra and extra[0][0] in by_url:
+            url, md5 = extra[0]
+            message = f"md5 {md5!r} of {url.rsplit('/', 1)[-1]} differs from conda-lock.yml's"
+        elif extra:
+            message = f"{extra[0][0].rsplit('/', 1)[-1]} is not in conda-lock.yml"
+        else:
+            message = f"{missing[0][0].rsplit('/', 1)[-1]} of conda-lock.yml is missing"
+        raise LockError(
+            f"disagrees with conda-lock.yml: {message} (relock to write it again)", file=shown
+        )
