@@ -61,6 +61,9 @@ class Distribution:
     origins: dict[str, str] = field(
         default_factory=dict, compare=False
     )  # package -> declaring file
+    constraint_origins: dict[str, str] = field(
+        default_factory=dict, compare=False
+    )  # constraint -> the file that first declared it
     own: DistributionSpec = field(repr=False, compare=False, default=None)
 
     @property
@@ -132,6 +135,7 @@ def merge(parent: Distribution | None, spec: DistributionSpec, spec_file: str) -
         platforms = tuple(spec.platforms or DEFAULT_PLATFORMS)
         deps: dict[str, str] = {}
         origins: dict[str, str] = {}
+        constraint_origins: dict[str, str] = {}
         constraints: list[str] = []
         pip: dict[str, str] = {}
         apt: list[str] = []
@@ -159,6 +163,7 @@ def merge(parent: Distribution | None, spec: DistributionSpec, spec_file: str) -
             platforms = parent.platforms
         deps = {matchspec.package_name(d): d for d in parent.dependencies}
         origins = dict(parent.origins)
+        constraint_origins = dict(parent.constraint_origins)
         constraints = list(parent.constraints)
         pip = {_pip_name(r): r for r in parent.pip}
         apt = list(parent.apt)
@@ -174,18 +179,33 @@ def merge(parent: Distribution | None, spec: DistributionSpec, spec_file: str) -
     channels += [c for c in spec.channels if c not in channels]
     for i, dep in enumerate(spec.dependencies):
         name = matchspec.package_name(dep)
-        if name in deps and parent is not None and not matchspec.compatible(deps[name], dep):
-            owner = parent.origins.get(name, parent.spec_files[-1])
-            raise SpecError(
-                f"{dep!r} contradicts {deps[name]!r} from {owner}; a child may narrow a "
-                "parent's spec but not contradict it",
-                file=spec_file,
-                field=f"dependencies[{i}]",
-            )
+        if parent is not None:
+            # every spec of the whole chain for this package, not only the nearest one
+            chain_specs = [c for c in constraints if matchspec.package_name(c) == name]
+            for c in chain_specs:
+                if not matchspec.compatible(c, dep):
+                    owner = constraint_origins.get(
+                        c, parent.origins.get(name, parent.spec_files[-1])
+                    )
+                    raise SpecError(
+                        f"{dep!r} contradicts {c!r} from {owner}; a child may narrow a "
+                        "parent's spec but not contradict it",
+                        file=spec_file,
+                        field=f"dependencies[{i}]",
+                    )
+            if len(chain_specs) > 1 and not matchspec.compatible_all([*chain_specs, dep]):
+                owners = sorted({constraint_origins.get(c, "?") for c in chain_specs})
+                raise SpecError(
+                    f"{dep!r} leaves no version that also satisfies "
+                    f"{', '.join(repr(c) for c in chain_specs)} (from {', '.join(owners)})",
+                    file=spec_file,
+                    field=f"dependencies[{i}]",
+                )
         deps[name] = dep
         origins[name] = spec_file
         if dep not in constraints:
             constraints.append(dep)
+            constraint_origins.setdefault(dep, spec_file)
     for req in spec.pip:
         pip[_pip_name(req)] = req
     apt += [a for a in spec.apt if a not in apt]
@@ -230,5 +250,6 @@ def merge(parent: Distribution | None, spec: DistributionSpec, spec_file: str) -
         solve_group=spec.solve_group,
         hub=spec.hub,
         origins=origins,
+        constraint_origins=constraint_origins,
         own=spec,
     )

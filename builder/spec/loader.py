@@ -90,6 +90,8 @@ def parse_spec(path: Path, shown: str, *, files: bool = False) -> DistributionSp
         raise SpecError(
             f"name {spec.name!r} does not match its folder {expected!r}", file=shown, field="name"
         )
+    for i, channel in enumerate(spec.channels):
+        _check_channel(channel, shown, f"channels[{i}]")
     names = [
         check_dependency(dep, shown, f"dependencies[{i}]")
         for i, dep in enumerate(spec.dependencies)
@@ -120,6 +122,26 @@ def parse_spec(path: Path, shown: str, *, files: bool = False) -> DistributionSp
                 field=f"notebooks[{i}]",
             )
     return spec
+
+
+def _check_channel(channel: str, shown: str, field: str) -> None:
+    """What locking would refuse: no name, conda's nodefaults pseudo-channel, or no channel."""
+    text = channel.strip()
+    if text == "nodefaults":
+        raise SpecError(
+            f"{text!r} is not a channel a lock can read; list the channels themselves",
+            file=shown,
+            field=field,
+        )
+    import rattler
+
+    try:
+        if not text or any(c.isspace() for c in text):
+            raise ValueError("empty or contains spaces")
+        rattler.Channel(text)
+    except Exception as exc:
+        reason = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+        raise SpecError(f"invalid channel {channel!r}: {reason}", file=shown, field=field) from None
 
 
 KNOWN_VIRTUAL = ("__glibc", "__linux", "__cuda", "__unix", "__archspec", "__osx", "__win")

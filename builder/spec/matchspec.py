@@ -112,3 +112,16 @@ def compatible(parent: str, child: str) -> bool:
     if a_build and b_build and not _globs_intersect(a_build, b_build):
         return False
     return not (a.channel and b.channel and a.channel.name != b.channel.name)
+
+
+def compatible_all(specs: list[str]) -> bool:
+    """True when some package could satisfy every spec at once (with ``|`` or ``!=`` in
+    them, specs that agree two by two may still leave no version for all together)."""
+    parsed = [parse(s) for s in specs]
+    versions = [_version_spec(p.version) for p in parsed]
+    versions = [v for v in versions if v is not None]
+    if len(versions) > 1:
+        candidates = _version_candidates(*(p.version for p in parsed if p.version))
+        if not any(all(v.matches(c) for v in versions) for c in candidates):
+            return False
+    return all(compatible(a, b) for i, a in enumerate(specs) for b in specs[i + 1 :])

@@ -529,3 +529,41 @@ def test_shipped_catalog(repo_root):
         assert set(dist.platforms) <= set(base.platforms)
         assert base_python[0] in dist.constraints
         assert set(base.channels) <= set(dist.channels)
+
+
+def test_a_pin_three_levels_down_is_checked_against_the_root(make_project, run_cli):
+    """The middle spec narrows without contradicting; the leaf agrees with the middle but
+    contradicts the root: refused at validate, naming both files."""
+    root = make_project(
+        {
+            "a": {"name": "a", "dependencies": ["python 3.12.*"]},
+            "b": {"name": "b", "extends": "a", "dependencies": ["python >=3.10"]},
+            "c": {"name": "c", "extends": "b", "dependencies": ["python <3.12"]},
+        }
+    )
+    result = run_cli("validate", root=root)
+    assert result.code == 1
+    assert len(result.err_lines) == 1
+    line = result.err_lines[0]
+    assert line.startswith("distributions/c/distribution.yml: dependencies[0]")
+    assert "distributions/a/distribution.yml" in line
+
+
+def test_specs_of_a_chain_must_agree_all_together(make_project, run_cli):
+    root = make_project(
+        {
+            "a": {"name": "a", "dependencies": ["numpy 1.*|3.*"]},
+            "b": {"name": "b", "extends": "a", "dependencies": ["numpy 1.*|2.*"]},
+            "c": {"name": "c", "extends": "b", "dependencies": ["numpy 2.*|3.*"]},
+        }
+    )
+    result = run_cli("validate", root=root)
+    assert result.code == 1, result
+    assert "distributions/c/distribution.yml: dependencies[0]" in result.stderr
+
+
+def test_an_unreadable_channel_is_refused_at_validate(make_project, run_cli):
+    root = make_project({"a": {"name": "a", "channels": ["conda-forge", "nodefaults"]}})
+    result = run_cli("validate", root=root)
+    assert result.code == 1
+    assert "distributions/a/distribution.yml: channels[1]" in result.stderr
