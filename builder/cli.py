@@ -600,8 +600,14 @@ def collect_cmd(ctx: Context, runs):
     is_flag=True,
     help="Also attach each snippet to its published image (from build/publish/NAME.json).",
 )
+@click.option(
+    "--all",
+    "all_",
+    is_flag=True,
+    help="Also list images not published in the registry (each named on stderr).",
+)
 @pass_ctx
-def profiles_cmd(ctx: Context, names, registry, fmt, digest, output, attach):
+def profiles_cmd(ctx: Context, names, registry, fmt, digest, output, attach, all_):
     """Print (or write) a KubeSpawner profile_list for the distributions with a hub section."""
     from builder.profiles import attach as attach_to_image
     from builder.profiles import generate
@@ -616,7 +622,15 @@ def profiles_cmd(ctx: Context, names, registry, fmt, digest, output, attach):
                     ctx.project, ctx.catalog, name, echo=lambda m: click.echo(m, err=True)
                 )
     text = generate(
-        ctx.project, ctx.catalog, list(names), registry, fmt=fmt, digest=digest, output=output
+        ctx.project,
+        ctx.catalog,
+        list(names),
+        registry,
+        fmt=fmt,
+        digest=digest,
+        output=output,
+        unpublished=all_,
+        echo=lambda m: click.echo(m, err=True),
     )
     if output is None:
         click.echo(text, nl=False)

@@ -8,7 +8,11 @@ CPU, memory and start page. A distribution that needs another kind of node (a GP
 profile of its own, so its tolerations and GPU limit never leak onto CPU servers.
 
 Images are pinned by the immutable content tag (``lock-<hash>``) or by digest, never by a
-moving tag: a hub must keep spawning what was tested until its config is bumped.
+moving tag: a hub must keep spawning what was tested until its config is bumped. Only
+published images are listed (the publish record says so, or the registry has the tag):
+a hub cannot pull the others. ``--all`` lists them too, each named "not published" on
+stderr. References are OCI ones: the repository part lowercased, anything else malformed
+refused with one line, never emitted.
 """
 
 from __future__ import annotations
@@ -21,17 +25,23 @@ from pathlib import Path
 
 import yaml
 
-from builder.errors import HubError
+from builder.errors import HubError, PublishError
 from builder.fsutil import write_atomic
 from builder.lock import read_lock
 from builder.project import Project
 from builder.publish.tags import content_tag
-from builder.registry import Reference
+from builder.registry import Reference, Registry
 from builder.spec import Catalog
 from builder.spec.models import Hub, Quantity
 
 FORMATS = ("z2jh", "kubespawner")
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}\Z")
+# the OCI distribution spec's grammar (docker's reference grammar for the host)
+_PATH_COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
+REPOSITORY_RE = re.compile(rf"^{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*\Z")
+_LABEL = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
+HOST_RE = re.compile(rf"^(?:{_LABEL}(?:\.{_LABEL})*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?\Z")
+TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}\Z")
 # Packages that put RStudio behind jupyter-server-proxy at /rstudio.
 RSTUDIO_PACKAGES = ("rstudio-server", "jupyter-rsession-proxy")
 
@@ -44,19 +54,35 @@ class HubImage:
     image: str
     hub: Hub
     ships_rstudio: bool
+    published: bool = True
 
 
 def image_for(project: Project, name: str, registry: str, digest: bool = False) -> str:
     """``REG/NS/NAME:lock-xxxxxxxxxxxx``, or ``REG/NS/NAME@sha256:…`` from the publish record."""
     repo = f"{registry.rstrip('/')}/{name}"
     if not digest:
-        return f"{repo}:{content_tag(read_lock(project, name))}"
+        return _checked(f"{repo}:{content_tag(read_lock(project, name))}")
     [value], shown = _published(project, name, "digest")
     if not isinstance(value, str) or not DIGEST_RE.match(value):
         raise HubError(
             f"expected a sha256:<64 hex> digest, got {value!r}", file=shown, field="digest"
         )
-    return f"{repo}@{value}"
+    return _checked(f"{repo}@{value}")
+
+
+def _checked(image: str) -> str:
+    """An image reference as OCI spells it, or a one-line error: never emitted broken."""
+    rest, _, digest = image.partition("@")
+    host, _, rest = rest.partition("/")
+    repository, _, tag = rest.partition(":")
+    if (
+        not HOST_RE.match(host)
+        or not REPOSITORY_RE.match(repository)
+        or (digest and not DIGEST_RE.match(digest))
+        or (not digest and not TAG_RE.match(tag))
+    ):
+        raise HubError(f"{image!r} is not a valid image reference", field="--registry")
+    return image
 
 
 def _published(project: Project, name: str, *keys: str) -> tuple[list, str]:
@@ -72,26 +98,64 @@ def _published(project: Project, name: str, *keys: str) -> tuple[list, str]:
         ) from None
 
 
-def _check_registry(registry: str) -> str:
-    if "/" not in registry:
-        raise HubError(
-            f"expected REGISTRY/NAMESPACE (e.g. ghcr.io/org), got {registry!r}", field="--registry"
-        )
-    ref = Reference.parse(registry)  # one-line error if the host is not a registry host
-    if ref.tag or ref.digest:
-        raise HubError(
-            f"expected REGISTRY/NAMESPACE without a tag or digest, got {registry!r}",
-            field="--registry",
-        )
-    return str(ref)
+def check_registry(registry: str) -> str:
+    """``REGISTRY/NAMESPACE`` as a hub can pull from it: the namespace lowercased (OCI
+    repository names are), the host kept; anything else malformed is a one-line error."""
+
+    def bad(why: str) -> HubError:
+        return HubError(f"{why}, got {registry!r}", field="--registry")
+
+    host, slash, namespace = registry.partition("/")
+    namespace = namespace[:-1] if namespace.endswith("/") else namespace
+    if not slash or not namespace:
+        raise bad("expected REGISTRY/NAMESPACE (e.g. ghcr.io/org)")
+    if "@" in namespace or ":" in namespace:
+        raise bad("expected REGISTRY/NAMESPACE without a tag or digest")
+    if not HOST_RE.match(host) or ("." not in host and ":" not in host and host != "localhost"):
+        raise bad("expected a registry host first (e.g. ghcr.io/org)")
+    if not REPOSITORY_RE.match(namespace.lower()):
+        raise bad("expected a namespace of letters, digits and single . _ - between them, per /")
+    return f"{host}/{namespace.lower()}"
+
+
+def _unpublished(project: Project, name: str, image: str, lock_hash: str, asked: dict) -> str:
+    """Why ``image`` is not known to be published ("" when it is): the publish record of
+    this lock for this repository says so, else the registry is asked (once per host)."""
+    ref = Reference.parse(image)
+    try:
+        record = json.loads((project.build_dir / "publish" / f"{name}.json").read_text())
+        if (
+            str(record["repository"]).lower() == f"{ref.host}/{ref.repository}"
+            and record["lock_hash"] == lock_hash
+        ):
+            return ""
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    client = asked.setdefault(ref.host, Registry(ref.host, timeout=10.0))
+    if isinstance(client, str):  # the host did not answer before
+        return client
+    try:
+        found = client.manifest(ref.repository, ref.digest or ref.tag)
+    except PublishError as exc:
+        asked[ref.host] = f"{ref.host} does not answer ({exc.message})"
+        return asked[ref.host]
+    return "" if found else f"no {ref.tag or ref.digest} in {ref.host}/{ref.repository}"
 
 
 def collect(
-    project: Project, catalog: Catalog, names: list[str], registry: str, digest: bool = False
+    project: Project,
+    catalog: Catalog,
+    names: list[str],
+    registry: str,
+    digest: bool = False,
+    unpublished: bool = False,
+    echo=lambda _: None,
 ) -> list[HubImage]:
-    """The selected distributions that have a hub section, in catalog order."""
-    registry = _check_registry(registry)
+    """The selected distributions that have a hub section and are published (with
+    ``unpublished``, the others too, each told to ``echo``), in catalog order."""
+    registry = check_registry(registry)
     images = []
+    asked: dict = {}
     for name in catalog.select(names):
         dist = catalog.get(name)
         if dist.hub is None:
@@ -102,9 +166,16 @@ def collect(
             for platform in locked.platforms
             for pkg in RSTUDIO_PACKAGES
         )
-        images.append(
-            HubImage(name, image_for(project, name, registry, digest), dist.hub, ships_rstudio)
-        )
+        image = image_for(project, name, registry, digest)
+        why = _unpublished(project, name, image, locked.lock_hash(), asked)
+        if why and unpublished:
+            echo(f"{name}: not published: {why}")
+        elif why:
+            if "does not answer" in why:
+                raise HubError(f"cannot tell whether {name} is published: {why} (--all lists it)")
+            echo(f"{name}: left out, not published: {why} (--all lists it)")
+            continue
+        images.append(HubImage(name, image, dist.hub, ships_rstudio, not why))
     return images
 
 
@@ -300,10 +371,18 @@ def generate(
     fmt: str = "z2jh",
     digest: bool = False,
     output: str | Path | None = None,
+    unpublished: bool = False,
+    echo=lambda _: None,
 ) -> str:
     """Render the snippet; write it atomically to ``output`` when given. Returns the text."""
-    images = collect(project, catalog, names, registry, digest)
+    images = collect(project, catalog, names, registry, digest, unpublished, echo)
     if not images:
+        offered = [n for n in catalog.select(names) if catalog.get(n).hub is not None]
+        if offered:
+            raise HubError(
+                f"none of {', '.join(offered)} is published in {check_registry(registry)}"
+                " (publish first, or --all)"
+            )
         raise HubError("no selected distribution has a hub section", field="hub")
     text = render(profile_list(images), fmt)
     if output is not None:
@@ -319,8 +398,6 @@ PROFILE_TYPE = "application/vnd.scistacks.profile+yaml"
 def attach(project: Project, catalog: Catalog, name: str, echo=lambda _: None) -> str | None:
     """Attach NAME's snippet (both formats) to its published image, from the publish
     record; returns the artifact digest (None: NAME is not offered on hubs)."""
-    from builder.registry import Registry
-
     if catalog.get(name).hub is None:
         return None
     (repository, digest), shown = _published(project, name, "repository", "digest")
@@ -335,6 +412,8 @@ def attach(project: Project, catalog: Catalog, name: str, echo=lambda _: None) -
         raise HubError(f"{ref.host}/{ref.repository}@{digest} is not in the registry", file=shown)
     namespace = f"{ref.host}/{ref.repository.rsplit('/', 1)[0]}"
     images = collect(project, catalog, [name], namespace)
+    if not images:
+        raise HubError(f"{name}'s lock changed since it was published", file=shown)
     files = {
         "profile-z2jh.yaml": (render(profile_list(images), "z2jh").encode(), "application/yaml"),
         "profile-kubespawner.py": (

@@ -11,11 +11,13 @@ import asyncio
 import json
 import re
 import shutil
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import run_scistacks
+from conftest import free_port, run_scistacks
 
 from builder.lock import read_lock
 from builder.project import Project
@@ -49,13 +51,39 @@ def _tag(name: str, root: Path = REPO_ROOT) -> str:
     return tag
 
 
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    """A copy of the shipped specs and locks, free to edit."""
-    root = tmp_path / "proj"
+def _publish_record(root: Path, name: str, namespace: str = REGISTRY, **extra) -> Path:
+    """``build/publish/NAME.json`` as publish writes it for the committed lock."""
+    record = root / "build" / "publish" / f"{name}.json"
+    record.parent.mkdir(parents=True, exist_ok=True)
+    data = {
+        "distribution": name,
+        "repository": f"{namespace}/{name}",
+        "digest": "sha256:" + "cd" * 32,
+        "lock_hash": read_lock(Project.at(root), name).lock_hash(),
+        "immutable": [_tag(name, root)],
+    }
+    record.write_text(json.dumps(data | extra))
+    return record
+
+
+def _copy(root: Path, published: bool = True) -> Path:
+    """A copy of the shipped specs and locks, every hub image published in REGISTRY."""
     shutil.copytree(REPO_ROOT / "distributions", root / "distributions")
     shutil.copytree(REPO_ROOT / "lockfiles", root / "lockfiles")
+    for name in WITH_HUB if published else ():
+        _publish_record(root, name)
     return root
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A copy of the shipped specs and locks, published in REGISTRY, free to edit."""
+    return _copy(tmp_path / "proj")
+
+
+@pytest.fixture(scope="module")
+def published_root(tmp_path_factory) -> Path:
+    return _copy(tmp_path_factory.mktemp("published") / "proj")
 
 
 def _edit_hub(root: Path, name: str, **changes) -> None:
@@ -122,9 +150,9 @@ def _z2jh(run_cli, *args, root=REPO_ROOT) -> list:
 
 
 @pytest.fixture(scope="module")
-def shipped() -> str:
+def shipped(published_root) -> str:
     """The z2jh snippet of the shipped distributions (one CLI run for several tests)."""
-    result = run_scistacks("profiles", "--registry", REGISTRY, root=REPO_ROOT)
+    result = run_scistacks("profiles", "--registry", REGISTRY, root=published_root)
     assert result.code == 0, result.stderr
     return result.stdout
 
@@ -164,8 +192,8 @@ def test_shapes_gpu_apart_and_the_default(shipped):
     assert _spawn(profiles, {}).image == f"{REGISTRY}/{default}:{_tag(default)}"
 
 
-def test_never_latest_and_deterministic(run_cli, shipped):
-    again = run_cli("profiles", "--registry", REGISTRY, root=REPO_ROOT)
+def test_never_latest_and_deterministic(run_cli, shipped, published_root):
+    again = run_cli("profiles", "--registry", REGISTRY, root=published_root)
     assert again.stdout == shipped
     assert "latest" not in shipped
     images = re.findall(r"image: (\S+)", shipped)
@@ -193,9 +221,8 @@ def test_kubespawner_format_executes_to_the_same_list(run_cli, project, tmp_path
 
 def test_digest_from_publish_record(run_cli, project):
     digest = "sha256:" + "ab" * 32
-    record = project / "build" / "publish" / "pangeo.json"
-    record.parent.mkdir(parents=True)
-    record.write_text(json.dumps({"digest": digest}))
+    _publish_record(project, "pangeo", digest=digest)
+    (project / "build" / "publish" / "base.json").unlink(missing_ok=True)
     profiles = _z2jh(run_cli, "--digest", "pangeo", root=project)
     assert _spawn(profiles, {}).image == f"{REGISTRY}/pangeo@{digest}"
 
@@ -236,6 +263,16 @@ def test_skips_distributions_without_hub_and_refuses_rstudio_it_lacks(run_cli, p
     [
         (["--registry", "nohost"], "--registry"),
         (["--registry", "ghcr.io/org:latest"], "--registry"),
+        # never emitted: what a hub could not pull
+        (["--registry", "Upper/Case:"], "--registry"),
+        (["--registry", "ghcr.io/Upper/Case:"], "--registry"),
+        (["--registry", "ghcr.io/org:"], "--registry"),
+        (["--registry", "ghcr.io/org@sha256:" + "ab" * 32], "--registry"),
+        (["--registry", "ghcr.io//org"], "--registry"),
+        (["--registry", "ghcr.io/my org"], "--registry"),
+        (["--registry", "ghcr.io/-org"], "--registry"),
+        (["--registry", "ghc_r.io/org"], "--registry"),
+        (["--registry", "ghcr.io/org", "--all", "nosuch"], "nosuch"),
         (["--registry", REGISTRY, "nosuch"], "nosuch"),
     ],
 )
@@ -243,3 +280,111 @@ def test_bad_input_is_one_line(run_cli, args, message):
     code, out, err = run_cli("profiles", *args, root=REPO_ROOT)
     assert code == 1 and out == ""
     assert len(err.strip().splitlines()) == 1 and message in err
+
+
+# ---------------------------------------------------------------- published or not
+
+
+class FakeRegistry(ThreadingHTTPServer):
+    """Answers manifest requests like an OCI registry: 200 for ``present``, else 404."""
+
+    def __init__(self):
+        self.present: set[tuple[str, str]] = set()
+        self.asked: list[str] = []
+        registry = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                registry.asked.append(self.path)
+                repo, _, ref = self.path.removeprefix("/v2/").rpartition("/manifests/")
+                found = (repo, ref) in registry.present
+                body = b'{"schemaVersion": 2}' if found else b'{"errors": []}'
+                self.send_response(200 if found else 404)
+                self.send_header("Content-Type", "application/vnd.oci.image.index.v1+json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.host = f"127.0.0.1:{self.server_address[1]}"
+
+
+@pytest.fixture
+def fake_registry():
+    server = FakeRegistry()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def _offered(profiles: list) -> list[str]:
+    return sorted(name for _, name in _choices(profiles))
+
+
+def test_lists_only_published_images_unless_all(run_cli, tmp_path, fake_registry):
+    root = _copy(tmp_path / "proj", published=False)
+    namespace = f"{fake_registry.host}/scistacks"
+    _publish_record(root, "pangeo", namespace=namespace)  # the record says so
+    fake_registry.present.add(("scistacks/gpu-ml", _tag("gpu-ml")))  # the registry says so
+    # a record of another lock is not enough
+    _publish_record(root, "r-edu", namespace=namespace, lock_hash="0" * 64)
+    code, out, err = run_cli("profiles", "--registry", namespace, root=root)
+    assert code == 0, err
+    profiles = yaml.safe_load(out)["singleuser"]["profileList"]
+    assert _offered(profiles) == ["gpu-ml", "pangeo"]
+    assert _spawn(profiles, {}).image == f"{namespace}/pangeo:{_tag('pangeo')}"
+    left_out = sorted(set(WITH_HUB) - {"gpu-ml", "pangeo"})
+    assert sorted(ln.split(":")[0] for ln in err.splitlines()) == left_out
+    assert all("not published" in ln and "--all" in ln for ln in err.splitlines())
+    # pangeo's record answered for it: the registry was asked about the others only
+    assert not any("/pangeo/" in path for path in fake_registry.asked)
+
+    code, out, err = run_cli("profiles", "--registry", namespace, "--all", root=root)
+    assert code == 0, err
+    assert _offered(yaml.safe_load(out)["singleuser"]["profileList"]) == WITH_HUB
+    marked = [ln for ln in err.splitlines() if ": not published" in ln]
+    assert sorted(ln.split(":")[0] for ln in marked) == left_out
+
+
+def test_nothing_published_is_one_line(run_cli, tmp_path, fake_registry):
+    root = _copy(tmp_path / "proj", published=False)
+    out_file = tmp_path / "profiles.yaml"
+    code, out, err = run_cli(
+        "profiles", "--registry", f"{fake_registry.host}/org", "-o", out_file, root=root
+    )
+    assert code == 1 and out == "" and not out_file.exists()
+    assert err.strip().splitlines()[-1].startswith("error: none of ")
+    assert "--all" in err.strip().splitlines()[-1]
+
+
+def test_a_registry_that_does_not_answer(run_cli, tmp_path):
+    root = _copy(tmp_path / "proj", published=False)
+    down = f"127.0.0.1:{free_port()}/org"  # nothing listens there
+    code, out, err = run_cli("profiles", "--registry", down, root=root)
+    assert code == 1 and out == ""
+    assert len(err.strip().splitlines()) == 1 and "does not answer" in err and "--all" in err
+    code, out, err = run_cli("profiles", "--registry", down, "--all", root=root)
+    assert code == 0, err
+    assert _offered(yaml.safe_load(out)["singleuser"]["profileList"]) == WITH_HUB
+    assert len([ln for ln in err.splitlines() if ": not published" in ln]) == len(WITH_HUB)
+
+
+def test_the_namespace_is_lowercased(run_cli, tmp_path, fake_registry):
+    root = _copy(tmp_path / "proj", published=False)
+    for name in WITH_HUB:
+        fake_registry.present.add((f"myorg/team/{name}", _tag(name)))
+    code, out, err = run_cli(
+        "profiles", "--registry", f"{fake_registry.host}/MyOrg/Team", root=root
+    )
+    assert code == 0, err
+    images = re.findall(r"image: (\S+)", out)
+    assert len(images) == len(WITH_HUB)
+    assert all(i.startswith(f"{fake_registry.host}/myorg/team/") for i in images)
+    assert _spawn(yaml.safe_load(out)["singleuser"]["profileList"], {}).image == (
+        f"{fake_registry.host}/myorg/team/pangeo:{_tag('pangeo')}"
+    )
