@@ -835,7 +835,9 @@ def hub_check_cmd(ctx: Context, configs, registries):
         click.echo(f"{note.ref.where}: note: {note.message}", err=True)
     for finding in report.problems:
         click.echo(str(finding))
-    if report.problems:
+    for unchecked in report.unchecked:
+        click.echo(f"error: {unchecked}", err=True)
+    if report.failed:
         sys.exit(1)
     click.echo(f"{len(report.refs)} references, all current/pinned")
 

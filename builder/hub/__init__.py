@@ -16,7 +16,6 @@ publish gives every release; the content tag names the same digest.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import difflib
 import re
 from collections.abc import Iterable, Iterator
@@ -26,14 +25,14 @@ from pathlib import Path
 from builder.errors import HubError, PublishError
 from builder.fsutil import write_atomic
 from builder.hub import yanked as yanks
-from builder.hub.config import HubConfig, ImageRef, Ours
+from builder.hub.config import HubConfig, ImageRef, Ours, malformed
 from builder.image import labels as oci_labels
 from builder.project import Project
 from builder.publish import DEFAULT_REGISTRY, target
 from builder.publish.tags import DEFAULT_TAGGERS, POLICIES, VersionTagger
 from builder.registry import Reference
 
-__all__ = ["STYLES", "bump", "check", "mutable_tag", "yank"]
+__all__ = ["STYLES", "Yanked", "bump", "check", "mutable_tag", "yank"]
 
 STYLES = ("content", "calver")
 CALVER_RE = re.compile(r"(\d{4})\.(\d{2})\.(\d{2})(?:-(\d+))?\Z")
@@ -151,10 +150,11 @@ class Releases:
 class _Registries:
     """One ``Releases`` per repository; registry errors name the reference's file/line."""
 
-    def __init__(self, project: Project, refs: Iterable[ImageRef]):
+    def __init__(self, project: Project, refs: Iterable[ImageRef], *, lenient: bool = False):
         # outside a scistacks checkout only the registry's advisories are known
         self._yanked = yanks.load(project) if project is not None else yanks.YankedList()
         self._repos: dict[tuple[str, str], Releases] = {}
+        self.down: dict[str, str] = {}  # host -> why (lenient: the caller reports it)
         pinged: set[str] = set()
         for ref in refs:
             repo = self.of(ref)
@@ -164,11 +164,17 @@ class _Registries:
             try:
                 repo.client.ping()
             except PublishError as exc:
+                if lenient:
+                    self.down[repo.client.host] = exc.message
+                    continue
                 raise HubError(
                     f"registry {repo.client.host} does not answer ({exc.message})",
                     file=ref.file,
                     field=f"line {ref.line}",
                 ) from None
+
+    def answers(self, ref: ImageRef) -> bool:
+        return self.of(ref).client.host not in self.down
 
     def of(self, ref: ImageRef) -> Releases:
         key = (ref.registry, ref.distribution)
@@ -255,6 +261,10 @@ def bump(
     if style is not None and style not in STYLES:
         raise HubError(f"unknown style {style!r} (expected {' or '.join(STYLES)})", field="--style")
     configs = _load(project, catalog, paths, registries)
+    for ref in (r for c in configs for r in c.refs):
+        problem = malformed(ref)
+        if problem:  # knowable without the registry: refused before asking it
+            raise HubError(problem, file=ref.file, field=f"line {ref.line}")
     published = _Registries(project, (r for c in configs for r in c.refs))
     results = []
     for config in configs:
@@ -309,6 +319,7 @@ class Finding:
 class CheckReport:
     refs: list[ImageRef]
     findings: list[Finding] = field(default_factory=list)
+    unchecked: list[str] = field(default_factory=list)  # checks no registry could answer
 
     @property
     def problems(self) -> list[Finding]:
@@ -318,19 +329,58 @@ class CheckReport:
     def notes(self) -> list[Finding]:
         return [f for f in self.findings if not f.problem]
 
+    @property
+    def failed(self) -> bool:
+        return bool(self.problems or self.unchecked)
+
 
 def check(
     project: Project, catalog, paths: Iterable[str | Path], registries: Iterable[str] | None = None
 ) -> CheckReport:
-    """Yanked, mutable, missing and untagged references, in file and line order."""
+    """Yanked, mutable, missing and untagged references, in file and line order.
+
+    What needs no registry (malformed references, mutable tags, yanks in yanked.yml) is
+    found first; a registry that does not answer leaves its checks in ``unchecked``."""
     configs = _load(project, catalog, paths, registries)
     refs = [r for c in configs for r in c.refs]
-    published = _Registries(project, refs)
     report = CheckReport(refs)
+    known = yanks.load(project) if project is not None else yanks.YankedList()
+    offline = {ref: _offline(ref, known) for ref in refs}
+    wellformed = [ref for ref in refs if not malformed(ref)]
+    published = _Registries(project, wellformed, lenient=True)
     for ref in refs:
-        with _at(ref):
-            report.findings += _check_ref(published.of(ref), ref)
+        found = list(offline[ref])
+        if ref in wellformed and published.answers(ref):
+            with _at(ref):
+                online = _check_ref(published.of(ref), ref)
+            found += [f for f in online if f not in found]
+        report.findings += found
+    for host, why in published.down.items():
+        n = sum(1 for r in wellformed if published.of(r).client.host == host)
+        report.unchecked.append(
+            f"registry {host} does not answer ({why}): not checked for {n} reference(s): "
+            "that their tags and digests exist, registry yank advisories, newest releases"
+        )
     return report
+
+
+def _offline(ref: ImageRef, yanked: yanks.YankedList) -> list[Finding]:
+    """Findings that need no registry: malformed, untagged, mutable, yanked in yanked.yml."""
+    problem = malformed(ref)
+    if problem:
+        return [Finding(ref, problem)]
+    out = []
+    if ref.digest:
+        entries = yanked.find(ref.distribution, digest=ref.digest)
+    else:
+        if ref.tag is None:
+            out.append(Finding(ref, f"{ref} has no tag, which means latest: {PIN}"))
+        elif mutable_tag(ref.tag):
+            out.append(Finding(ref, f"{ref} is a mutable tag: {PIN}"))
+        entries = yanked.find(ref.distribution, tag=ref.tag) if ref.tag else []
+    if entries:
+        out.append(Finding(ref, f"{ref} is {_yank_text(_yank_of(entries[0]), ref)}"))
+    return out
 
 
 def _check_ref(repo: Releases, ref: ImageRef) -> list[Finding]:
@@ -371,75 +421,4 @@ def _yank_of(entry: yanks.YankedTag) -> Yank:
     return Yank(entry.tag, entry.reason, entry.date.isoformat(), entry.replaced_by)
 
 
-# ---------------------------------------------------------------- yank
-
-
-@dataclass(frozen=True)
-class Yanked:
-    entry: yanks.YankedTag
-    reference: str  # REGISTRY/NAMESPACE/NAME:TAG
-    recorded: bool  # False: yanked.yml held it already
-    artifact: str  # digest of the registry advisory
-
-
-def yank(
-    project: Project,
-    catalog,
-    name_tag: str,
-    reason: str,
-    registry: str | None = None,
-    *,
-    replaced_by: str | None = None,
-    today: dt.date | None = None,
-) -> Yanked:
-    """Mark NAME:TAG as not to be used: registry advisory first, then yanked.yml."""
-    name, _, tag = name_tag.partition(":")
-    if not name or not tag:
-        raise HubError(f"expected NAME:TAG, got {name_tag!r}", field="NAME:TAG")
-    catalog.get(name)  # an unknown distribution: one line naming the known ones
-    reason = " ".join(reason.split())
-    if not reason:
-        raise HubError("say why the tag is yanked", field="--reason")
-    yanks.load(project)  # a broken yanked.yml fails before the registry is touched
-    registry = _registries([registry] if registry else None)[0]
-    repo = Releases(registry, name, yanks.YankedList())
-    ref = repo.reference.with_tag(tag)
-    try:
-        repo.client.ping()
-    except PublishError as exc:
-        raise HubError(f"registry {repo.client.host} does not answer ({exc.message})") from None
-    found = repo.manifest(tag)
-    if found is None:
-        raise HubError(f"{ref} does not exist in the registry; nothing yanked", field="NAME:TAG")
-    raw, media, digest = found
-    if mutable_tag(tag):
-        pinned = repo.content_tag(digest)
-        target_tag = f" ({repo.reference.with_tag(pinned)})" if pinned else ""
-        raise HubError(
-            f"{tag} is a mutable tag; yank the immutable tag it points at{target_tag}",
-            field="NAME:TAG",
-        )
-    if replaced_by is not None:
-        other = repo.digest(replaced_by)
-        if other is None:
-            raise HubError(
-                f"{repo.reference.with_tag(replaced_by)} does not exist in the registry",
-                field="--replaced-by",
-            )
-        if other == digest or mutable_tag(replaced_by):
-            raise HubError(
-                f"{replaced_by} is the same image or a mutable tag; name the release to use",
-                field="--replaced-by",
-            )
-    entry = yanks.YankedTag(
-        distribution=name,
-        tag=tag,
-        digest=digest,
-        reason=reason,
-        date=today or dt.datetime.now(dt.UTC).date(),
-        replaced_by=replaced_by,
-    )
-    subject = yanks.Subject(repo.repository, digest, media, len(raw))
-    artifact = yanks.attach(repo.client, subject, entry)
-    recorded = yanks.add(project, entry)
-    return Yanked(entry, str(ref), recorded, artifact)
+from builder.hub.withdraw import Yanked, yank  # noqa: E402  (it uses this module)

@@ -29,9 +29,10 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from builder.errors import HubError
-from builder.yamlio import read_text
+from builder.yamlio import NESTED_TOO_DEEPLY, read_text
 
 DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}\Z")
+TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}\Z")  # the OCI distribution spec's
 # what may precede a scalar's own text inside its span: an anchor and/or an explicit tag
 _PROPERTIES_RE = re.compile(r"(?:[&!]\S*\s+)*")
 
@@ -173,6 +174,7 @@ class _Scanner:
             for i, item in enumerate(node.value):
                 self.walk(item, (*parts, i))
         elif isinstance(node, MappingNode):
+            self._unique_keys(node)
             for key, value in node.value:
                 if not isinstance(key, ScalarNode) or key.value == "<<":
                     continue  # merged mappings are walked where they are defined
@@ -182,6 +184,22 @@ class _Scanner:
                 if isinstance(value, MappingNode) and self._name_tag(value, here):
                     continue
                 self.walk(value, here)
+
+    def _unique_keys(self, node: MappingNode) -> None:
+        """Refuse duplicate keys, as specs do: YAML readers disagree on which one wins."""
+        seen: dict[str, int] = {}
+        for key, _ in node.value:
+            if not isinstance(key, ScalarNode) or key.value == "<<":
+                continue
+            line = key.start_mark.line + 1
+            if key.value in seen:
+                raise HubError(
+                    f"duplicate key {key.value!r} (first on line {seen[key.value]}); YAML "
+                    "readers disagree on which one wins",
+                    file=self.shown,
+                    field=f"line {line}",
+                )
+            seen[key.value] = line
 
     def _entries(self, node: MappingNode) -> dict[str, tuple[ScalarNode, Node]]:
         """Keys of a mapping, merged ones (``<<: *anchor``) included, own keys winning."""
@@ -203,6 +221,7 @@ class _Scanner:
         """``image: {name: REPO, tag: TAG}`` (z2jh); True when it is one of ours."""
         if not str(parts[-1]).lower().endswith("image"):
             return False
+        self._unique_keys(node)
         entries = self._entries(node)
         name = entries.get("name")
         if not name or not isinstance(name[1], ScalarNode):
@@ -349,11 +368,27 @@ def scan(text: str, shown: str, ours: Ours) -> list[ImageRef]:
         raise HubError(f"not YAML: {problem}", file=shown, field=where) from None
     except YAMLError as exc:
         raise HubError(f"not YAML: {exc}", file=shown) from None
+    except RecursionError:
+        raise HubError(NESTED_TOO_DEEPLY, file=shown) from None
     scanner = _Scanner(text, shown, ours)
-    for i, doc in enumerate(documents):
-        if doc is not None:
-            scanner.walk(doc, () if len(documents) == 1 else (i,))
+    try:
+        for i, doc in enumerate(documents):
+            if doc is not None:
+                scanner.walk(doc, () if len(documents) == 1 else (i,))
+    except RecursionError:
+        raise HubError(NESTED_TOO_DEEPLY, file=shown) from None
     return scanner.refs
+
+
+def malformed(ref: ImageRef) -> str | None:
+    """What is wrong with a reference's tag or digest, knowable without a registry."""
+    if ref.digest is not None and not DIGEST_RE.match(ref.digest):
+        return (
+            f"{ref}: malformed digest {ref.digest!r} (expected sha256: and 64 lowercase hex digits)"
+        )
+    if ref.tag is not None and not TAG_RE.match(ref.tag):
+        return f"{ref}: malformed tag {ref.tag!r} (letters, digits, '_', '.', '-'; at most 128)"
+    return None
 
 
 def _read(path: Path, shown: str) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -28,6 +29,7 @@ from builder.errors import HubError, PublishError
 from builder.fsutil import write_atomic
 from builder.project import Project
 from builder.registry import Registry
+from builder.yamlio import NESTED_TOO_DEEPLY
 
 YANKED_FILE = "yanked.yml"
 SCHEMA_VERSION = 1
@@ -97,6 +99,10 @@ def _read(project: Project):
         ) from None
     except (YAMLError, OSError, UnicodeDecodeError) as exc:
         raise HubError(f"cannot read: {exc}", file=shown) from None
+    except RecursionError:
+        raise HubError(NESTED_TOO_DEEPLY, file=shown) from None
+    except ValueError as exc:  # date: 2025-02-30 is a timestamp that cannot be built
+        raise HubError(f"invalid value: {exc}", file=shown, field=_date_line(path)) from None
     if data is None:
         return None, YankedList()
     if isinstance(data, dict) and isinstance(data.get("version"), int) and data["version"] > 1:
@@ -112,6 +118,18 @@ def _read(project: Project):
         error = exc.errors()[0]
         where = ".".join(str(p) for p in error["loc"]) or None
         raise HubError(error["msg"], file=shown, field=where) from None
+
+
+def _date_line(path) -> str | None:
+    """The line of the first impossible date (the constructor does not say which)."""
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        m = re.search(r"\b(\d{4})-(\d{1,2})-(\d{1,2})\b", line)
+        if m:
+            try:
+                dt.date(*map(int, m.groups()))
+            except ValueError:
+                return f"line {number}"
+    return None
 
 
 def _plain(data):

@@ -180,3 +180,70 @@ def test_unreachable_registry(hub_project, run_cli, tmp_path):
         run_cli, hub_project, "hub", "bump", path, "--registry", "localhost:1/hub", file=path
     )
     assert line.startswith(f"error: {path}: line 4: registry localhost:1 does not answer (")
+
+
+OFFLINE = """\
+singleuser:
+  image:
+    name: localhost:1/hub/pangeo
+    tag: latest
+  profileList:
+    - display_name: bad digest
+      kubespawner_override:
+        image: localhost:1/hub/pangeo@sha256:abc
+    - display_name: yanked
+      kubespawner_override:
+        image: localhost:1/hub/pangeo:2025.02.03-2
+    - display_name: fine
+      kubespawner_override:
+        image: localhost:1/hub/pangeo:2025.01.15
+"""
+
+
+def test_a_registry_down_still_gets_every_offline_finding(hub_project, run_cli, tmp_path):
+    (hub_project / "yanked.yml").write_text(YANKED.format(digest="sha256:" + "1" * 64))
+    values = tmp_path / "values.yaml"
+    values.write_text(OFFLINE)
+    out = run_cli("hub", "check", values, "--registry", "localhost:1/hub", root=hub_project)
+    assert out.code == 1
+    assert "Traceback" not in out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith(f"{values}:4: localhost:1/hub/pangeo:latest is a mutable tag")
+    assert lines[1].startswith(f"{values}:8: localhost:1/hub/pangeo@sha256:abc: malformed digest")
+    assert lines[2].startswith(f"{values}:11: localhost:1/hub/pangeo:2025.02.03-2 is yanked on")
+    assert len(lines) == 3
+    assert len(out.err_lines) == 1
+    assert out.err_lines[0].startswith("error: registry localhost:1 does not answer")
+    assert "not checked for 3 reference(s)" in out.err_lines[0]
+
+
+def test_a_malformed_digest_is_refused_before_the_registry(hub_project, run_cli, tmp_path):
+    values = tmp_path / "values.yaml"
+    values.write_text("image: localhost:1/hub/pangeo@sha256:xyz\n")
+    out = run_cli("hub", "bump", values, "--registry", "localhost:1/hub", root=hub_project)
+    assert out.code == 1
+    assert out.err_lines == [
+        f"error: {values}: line 1: localhost:1/hub/pangeo@sha256:xyz: malformed digest "
+        "'sha256:xyz' (expected sha256: and 64 lowercase hex digits)"
+    ]
+
+
+def test_yank_of_latest_is_refused_before_the_registry(hub_project, run_cli):
+    out = run_cli(
+        "yank", "pangeo:latest", "--reason", "x", "--registry", "localhost:1/hub", root=hub_project
+    )
+    assert out.code == 1
+    assert len(out.err_lines) == 1
+    assert "latest is a mutable tag" in out.stderr
+    assert "does not answer" not in out.stderr
+
+
+def test_duplicate_keys_in_a_hub_config_are_refused(hub_project, run_cli, tmp_path):
+    values = tmp_path / "values.yaml"
+    values.write_text(
+        "singleuser:\n  image:\n    name: localhost:1/hub/pangeo\n    tag: 2025.01.15\n"
+        "    tag: latest\n"
+    )
+    out = run_cli("hub", "check", values, "--registry", "localhost:1/hub", root=hub_project)
+    assert out.code == 1
+    assert out.err_lines[0].startswith(f"error: {values}: line 5: duplicate key 'tag'")
