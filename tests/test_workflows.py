@@ -6,8 +6,12 @@ job references, the ``scistacks`` commands and options they call, the matrix key
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import click
@@ -130,7 +134,13 @@ def test_needs_name_existing_jobs_and_outputs(workflows):
 
 
 def test_pinned_action_versions(workflows):
-    expected = {"actions/checkout": "v4", "actions/setup-python": "v5"}
+    # current majors, all on node24 (the node20 runtime is deprecated on GitHub's runners)
+    expected = {
+        "actions/checkout": "v6",
+        "actions/setup-python": "v6",
+        "actions/upload-artifact": "v7",
+        "actions/download-artifact": "v8",
+    }
     for name, wf in workflows.items():
         for job in wf["jobs"].values():
             for step in job.get("steps", []):
@@ -224,3 +234,56 @@ def test_hub_check_is_reusable_by_hub_config_repositories(workflows):
         " ".join(args[:2]) for _, script in run_scripts(wf) for args in scistacks_calls(script)
     ]
     assert commands == ["hub bump", "hub check"]
+
+
+def _tool(name: str) -> str | None:
+    """``name`` on PATH or beside this Python (a venv's bin/ need not be on PATH)."""
+    beside = Path(sys.executable).with_name(name)
+    return str(beside) if beside.is_file() else shutil.which(name)
+
+
+def test_actionlint_finds_nothing(tmp_path):
+    """actionlint, with shellcheck on every run: script, reads the workflows as GitHub
+    would run them: expressions, action inputs and runtimes, job graph, shell scripts."""
+    actionlint, shellcheck = _tool("actionlint"), _tool("shellcheck")
+    if not (actionlint and shellcheck):
+        missing = "actionlint" if not actionlint else "shellcheck"
+        message = f"no {missing}: python -m pip install -e '.[test]'"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    proc = subprocess.run(
+        [actionlint, "-no-color", f"-shellcheck={shellcheck}", *map(str, WORKFLOWS)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+    assert proc.returncode == 0 and not proc.stdout.strip(), proc.stdout + proc.stderr
+
+
+def test_image_builds_set_up_the_host_first(workflows):
+    """demo (and every native build) starts FROM scistacks/debian:bookworm-ARCH, which only
+    scripts/setup-host.sh makes: a build job that does not run it cannot build."""
+    for name in ("pull-request.yml", "publish.yml"):
+        steps = [s.get("run", "") for s in workflows[name]["jobs"]["build"]["steps"]]
+        setup = next(i for i, run in enumerate(steps) if "scripts/setup-host.sh" in run)
+        build = next(i for i, run in enumerate(steps) if "scistacks build" in run)
+        assert setup < build, name
+
+
+def test_the_bump_pushes_with_the_bump_token(workflows):
+    steps = workflows["weekly-bump.yml"]["jobs"]["bump"]["steps"]
+    checkout = next(s for s in steps if s.get("uses", "").startswith("actions/checkout@"))
+    # git push uses the checkout's token: GITHUB_TOKEN's pushes start no pull-request CI
+    assert "secrets.SCISTACKS_BUMP_TOKEN" in checkout["with"]["token"]
+
+
+def test_no_expression_is_pasted_into_a_script(workflows):
+    """Inputs and event data reach scripts through env:, never as ${{ }} in run: text
+    (script injection); hub-check installs a requirement its caller must name."""
+    for name, wf in workflows.items():
+        for job_id, script in run_scripts(wf):
+            assert "${{" not in script, f"{name}/{job_id}: {script.strip().splitlines()[0]}"
+    install = workflows["hub-check.yml"]["on"]["workflow_call"]["inputs"]["install"]
+    assert install.get("required") and "default" not in install  # scistacks is not on PyPI
