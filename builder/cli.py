@@ -556,11 +556,20 @@ def collect_cmd(ctx: Context, runs):
     from builder.image import merge_records
     from builder.smoke import merge_results
 
+    for run in runs:  # a mistyped folder must not be a silent no-op
+        if not run.is_dir():
+            raise ScistacksError(
+                "no such folder (expected a runner's checkout with build/)", file=run
+            )
+        if not (run / "build").is_dir():
+            raise ScistacksError("not a runner's output: no build/ folder in it", file=run)
+    found = False
     for name in ctx.project.distribution_names():
         records = [r / "build" / "images" / f"{name}.json" for r in runs]
         records = [p for p in records if p.is_file()]
         results = [r / "build" / "smoke" / name for r in runs]
         results = [d for d in results if (d / "results.json").is_file()]
+        found = found or bool(records or results)
         if records:
             merged = merge_records(ctx.project, name, records)
             click.echo(f"{name}: images for {', '.join(merged['platforms'])}")
@@ -568,6 +577,12 @@ def collect_cmd(ctx: Context, runs):
             merged = merge_results(ctx.project, name, results)
             state = "passed" if merged["passed"] else "FAILED"
             click.echo(f"{name}: smoke {state} on {', '.join(merged['platforms'])}")
+    if not found:
+        raise ScistacksError(
+            "nothing to collect: no build/images/NAME.json or build/smoke/NAME/results.json "
+            "of this project's distributions",
+            file=", ".join(map(str, runs)),
+        )
 
 
 # ---------------------------------------------------------------- end collect

@@ -101,6 +101,11 @@ class Project:
     def relative(self, path: str | os.PathLike) -> str:
         """A path as users should see it in messages: relative to the project when inside it."""
         p = Path(path)
+        lexical = Path(os.path.normpath(p if p.is_absolute() else Path.cwd() / p))
+        try:  # not resolved first: a symbolic link is shown by its own name
+            return str(lexical.relative_to(self.root))
+        except ValueError:
+            pass
         try:
             return str(p.resolve().relative_to(self.root))
         except ValueError:

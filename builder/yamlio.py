@@ -58,6 +58,13 @@ def load_yaml(
         raise error(f"invalid YAML: {problem}", file=shown, field=where) from None
     except yaml.YAMLError as exc:
         raise error(f"invalid YAML: {exc}", file=shown) from None
+    except RecursionError:
+        raise error(NESTED_TOO_DEEPLY, file=shown) from None
+    except ValueError as exc:  # a scalar YAML resolves but cannot build: 2025-02-30
+        raise error(f"invalid YAML value: {exc}", file=shown) from None
+
+
+NESTED_TOO_DEEPLY = "nested too deeply to be a config file (lists or mappings inside each other)"
 
 
 def read_text(path: str | os.PathLike, shown: str, error=ScistacksError) -> str:

@@ -55,8 +55,26 @@ class ChannelMap:
                 config = tomllib.loads(pyproject.read_text())
             except tomllib.TOMLDecodeError as exc:
                 raise LockError(f"invalid TOML: {exc}", file="pyproject.toml") from None
-            table = config.get("tool", {}).get("scistacks", {}).get("channel-map", {})
+            table: object = config
+            fields = {"tool": "tool", "scistacks": "tool.scistacks", "channel-map": "channel-map"}
+            for key, shown_key in fields.items():
+                table = table.get(key, {})
+                if not isinstance(table, dict):
+                    raise LockError(
+                        f"expected a table, got a {type(table).__name__} (write "
+                        '[tool.scistacks.channel-map] then CHANNEL = "FOLDER_OR_URL" lines)',
+                        file="pyproject.toml",
+                        field=f"[tool.scistacks] {shown_key}"
+                        if key == "channel-map"
+                        else shown_key,
+                    )
             for name, location in table.items():
+                if not isinstance(location, str) or not location.strip():
+                    raise LockError(
+                        "expected a folder or URL string",
+                        file="pyproject.toml",
+                        field=f"[tool.scistacks.channel-map] {name}",
+                    )
                 mapping.add(
                     name, str(location), root, source="pyproject.toml [tool.scistacks.channel-map]"
                 )
