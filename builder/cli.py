@@ -728,6 +728,44 @@ def release_cmd(ctx: Context, names, all_, registry, platforms, channel_map):
 # ---------------------------------------------------------------- end publish / release
 
 
+# ---------------------------------------------------------------- catalog
+
+
+@cli.command("catalog")
+@click.option(
+    "--output",
+    "-o",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder of the static site (replaced as a whole, in one rename).",
+)
+@registry_option("Where the images are published (default: localhost:5000/scistacks).")
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Exit 1 when the registry does not answer or an artifact is damaged.",
+)
+@pass_ctx
+def catalog_cmd(ctx: Context, output, registry, strict):
+    """Write a static web site of the images: releases, packages, diffs, sizes, search."""
+    from builder.catalog import build
+    from builder.publish import DEFAULT_REGISTRY
+
+    built = build(
+        ctx.project,
+        ctx.catalog,
+        output,
+        registry or DEFAULT_REGISTRY,
+        strict=strict,
+        echo=lambda m: click.echo(m, err=True),
+    )
+    state = "lockfiles only" if built.registry_error else "with releases"
+    click.echo(f"wrote {built.pages} pages to {output} ({state}) in {built.seconds:.1f}s")
+
+
+# ---------------------------------------------------------------- end catalog
+
+
 # ---------------------------------------------------------------- run (researchers)
 
 
