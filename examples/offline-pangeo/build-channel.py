@@ -301,7 +301,7 @@ def metapackage_recipes(stage: Path, names: dict, versions: dict[str, str]) -> l
 
 
 def convert(wheel: Path, w: dict, args, fixes: condapkg.Fixes, cache: Path) -> Path:
-    entry = fixes.entry_key(w["name"])
+    entry = fixes.entry_key(wheel, w["name"])
     key = hashlib.sha256(
         json.dumps([w["sha256"], entry, args.platform, tool_versions(), condapkg.VERSION]).encode()
     ).hexdigest()[:24]
@@ -309,10 +309,12 @@ def convert(wheel: Path, w: dict, args, fixes: condapkg.Fixes, cache: Path) -> P
     if list(done.glob("*.conda")):
         return next(done.glob("*.conda"))
     with tempfile.TemporaryDirectory(dir=cache) as tmp:
-        cmd = ["whl2conda", "convert", str(wheel), "--allow-impure", "--format", "conda"]
+        # a tree, not a .conda: whl2conda's compression is most of its time, and
+        # repack() compresses anyway
+        cmd = ["whl2conda", "convert", str(wheel), "--allow-impure", "--format", "tree"]
         cmd += ["--out-dir", tmp, "--batch", "--yes", "--ignore-pyproject"]
         r = run([*cmd, "--no-update-stdrenames", "--quiet"], cwd=tmp)
-        pkgs = list(Path(tmp).glob("*.conda"))
+        pkgs = [p for p in Path(tmp).iterdir() if (p / "info" / "index.json").is_file()]
         if r.returncode or len(pkgs) != 1:
             why = (r.stderr.strip() or r.stdout.strip() or "no package written").splitlines()[-1]
             raise Fail(
@@ -333,7 +335,13 @@ def convert(wheel: Path, w: dict, args, fixes: condapkg.Fixes, cache: Path) -> P
 
 
 def build(args) -> Path:
+    import fcntl
+
     cache = args.cache / "offline-channel"
+    cache.mkdir(parents=True, exist_ok=True)
+    # one build at a time per cache: CPython's build folder is fixed (see build_python)
+    lock_file = open(cache / ".lock", "w")  # noqa: SIM115  (held until exit)
+    fcntl.flock(lock_file, fcntl.LOCK_EX)
     lock = read_lock(args.wheels)
     wheels = lock.get(args.platform)
     if not wheels:
@@ -379,9 +387,12 @@ def build(args) -> Path:
             for pkg in rattler_build(r, stage / "rb" / r.parent.name, logs, args.platform, env):
                 pkgs.append(condapkg.repack(pkg, stage / "rb-out", EPOCH))
         say(f"built {len(recipes)} small recipes with rattler-build")
+        indexes = {pkg: condapkg.index_json(pkg) for pkg in pkgs}
+        for name, dep in condapkg.unresolvable(list(indexes.values())):
+            raise Fail(f"{args.names.name}: {name} depends on `{dep}`, not in the channel")
         new = stage / "channel"
-        for pkg in pkgs:
-            subdir = condapkg.subdir_of(pkg)
+        for pkg, index in indexes.items():
+            subdir = index.get("subdir") or "noarch"
             (new / subdir).mkdir(parents=True, exist_ok=True)
             shutil.copy2(pkg, new / subdir / pkg.name)
         for subdir in ("noarch", args.platform):
