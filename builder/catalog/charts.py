@@ -15,6 +15,7 @@ from builder.catalog.model import Distribution
 HASHSALT = "scistacks-catalog"
 COLOURS = ("#1f5f99", "#b3471d", "#2e7d32", "#6a3d9a")  # contrast >= 4.5:1 on white
 MARKERS = ("o", "s", "^", "D")
+UNITS = (("GB", 1e9), ("MB", 1e6), ("kB", 1e3), ("bytes", 1))
 
 
 def _svg(title: str, ylabel: str, labels: list[str], series: dict[str, list]) -> str:
@@ -32,8 +33,7 @@ def _svg(title: str, ylabel: str, labels: list[str], series: dict[str, list]) ->
     ):
         from matplotlib.figure import Figure
 
-        width = min(9.0, max(5.0, 0.6 * len(labels) + 3))
-        fig = Figure(figsize=(width, 3.2))
+        fig = Figure(figsize=(5.6, 2.8))
         ax = fig.add_subplot()
         xs = list(range(len(labels)))
         for i, (name, values) in enumerate(sorted(series.items())):
@@ -68,13 +68,14 @@ def size_chart(dist: Distribution) -> str | None:
     if not any(r.sizes for r in releases):
         return None
     platforms = sorted({p for r in releases for p in r.sizes})
+    largest = max(s for r in releases for s in r.sizes.values())
+    unit, scale = next((u, f) for u, f in UNITS if largest >= f or f == 1)
     series = {
-        p: [round(r.sizes[p] / 1e6, 1) if p in r.sizes else None for r in releases]
+        p: [round(r.sizes[p] / scale, 1) if p in r.sizes else None for r in releases]
         for p in platforms
     }
-    return _svg(
-        f"{dist.name}: image size", "MB (compressed)", [r.date_tag for r in releases], series
-    )
+    labels = [r.date_tag for r in releases]
+    return _svg(f"{dist.name}: image size", f"{unit} (compressed)", labels, series)
 
 
 def count_chart(dist: Distribution) -> str | None:

@@ -71,7 +71,9 @@ def run_commands(dist: Distribution, registry: str | None) -> dict[str, str]:
 
 def badge(release: Release | None) -> tuple[str, str]:
     """(css class, text) of the smoke badge of a release."""
-    if release is None or release.smoke is None:
+    if release is None:
+        return "unknown", "not released"
+    if release.smoke is None:
         return "unknown", "smoke: unknown"
     return ("pass", "smoke: passed") if release.smoke.passed else ("fail", "smoke: FAILED")
 

@@ -113,8 +113,8 @@ def catalog_project(tmp_path) -> Path:
     return copy_project(tmp_path / "project")
 
 
-@pytest.fixture
-def world(catalog_project) -> World:
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> World:
     """pangeo: three releases (the middle one yanked, the oldest with a damaged smoke
     summary), demo: one release; the others are not released."""
     from builder import lock as locking
@@ -122,6 +122,7 @@ def world(catalog_project) -> World:
     from builder.project import Project
     from builder.spec import Catalog
 
+    catalog_project = copy_project(tmp_path_factory.mktemp("catalog") / "project")
     project = Project.at(catalog_project)
     w = World(catalog_project, f"{REGISTRY}/test-{uuid.uuid4().hex[:10]}", Registry(REGISTRY))
     pangeo = locking.read_lock(project, "pangeo")
@@ -143,7 +144,7 @@ def world(catalog_project) -> World:
         replaced_by="2025.03.01",
         today=dt.date(2025, 2, 5),
     )
-    return w
+    return w  # treat it as read-only: tests share it
 
 
 # ---------------------------------------------------------------- the browser
