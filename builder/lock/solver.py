@@ -57,6 +57,13 @@ class GroupSolve:
         return merged
 
 
+def _reason(exc: Exception, req: GroupSolve) -> str:
+    """Which packages clash and which spec files asked for them, else rattler's words."""
+    from builder.lock.conflicts import explain
+
+    return explain(str(exc), req.members, req.specs_override) or _short_reason(exc, req.specs)
+
+
 def _short_reason(exc: Exception, specs: list[str]) -> str:
     """rattler's explanation, cut down to the lines that name packages."""
     text = str(exc)
@@ -78,6 +85,9 @@ def _short_reason(exc: Exception, specs: list[str]) -> str:
 async def _solve(
     req: GroupSolve, cmap: ChannelMap, gateway: rattler.Gateway, exclude_newer
 ) -> list[rattler.RepoDataRecord]:
+    from builder.lock import faults
+
+    faults.maybe_raise("solver-raise", req.platform)
     sources = [rattler.Channel(cmap.source_url(c)) for c in req.channels]
     return await rattler.solve(
         sources=sources,
@@ -105,7 +115,7 @@ async def _explain_failure(
                 await _solve(alone, cmap, gateway, exclude_newer)
             except Exception as inner:
                 return LockError(
-                    f"{m.name} cannot be solved on {req.platform}: {_short_reason(inner, alone.specs)}",
+                    f"{m.name} cannot be solved on {req.platform}: {_reason(inner, alone)}",
                     file=m.spec_files[-1],
                     field="dependencies",
                 )
@@ -122,17 +132,17 @@ async def _explain_failure(
                 except Exception as inner:
                     return LockError(
                         f"solve group {req.group!r} on {req.platform}: {a.name} and {b.name} cannot share one "
-                        f"environment ({_short_reason(inner, pair.specs)}); give one of them its own "
+                        f"environment ({_reason(inner, pair)}); give one of them its own "
                         "`solve_group:` to solve it apart from its siblings",
                         file=b.spec_files[-1],
                         field="dependencies",
                     )
         return LockError(
-            f"solve group {where} ({', '.join(names)}) is unsolvable: {_short_reason(exc, req.specs)}"
+            f"solve group {where} ({', '.join(names)}) is unsolvable: {_reason(exc, req)}"
         )
     m = req.members[0]
     return LockError(
-        f"cannot be solved on {req.platform}: {_short_reason(exc, req.specs)}",
+        f"cannot be solved on {req.platform}: {_reason(exc, req)}",
         file=m.spec_files[-1],
         field="dependencies",
     )

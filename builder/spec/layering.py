@@ -64,6 +64,9 @@ class Distribution:
     constraint_origins: dict[str, str] = field(
         default_factory=dict, compare=False
     )  # constraint -> the file that first declared it
+    constraint_fields: dict[str, str] = field(
+        default_factory=dict, compare=False
+    )  # constraint -> its field there, e.g. dependencies[2]
     own: DistributionSpec = field(repr=False, compare=False, default=None)
 
     @property
@@ -136,6 +139,7 @@ def merge(parent: Distribution | None, spec: DistributionSpec, spec_file: str) -
         deps: dict[str, str] = {}
         origins: dict[str, str] = {}
         constraint_origins: dict[str, str] = {}
+        constraint_fields: dict[str, str] = {}
         constraints: list[str] = []
         pip: dict[str, str] = {}
         apt: list[str] = []
@@ -164,6 +168,7 @@ def merge(parent: Distribution | None, spec: DistributionSpec, spec_file: str) -
         deps = {matchspec.package_name(d): d for d in parent.dependencies}
         origins = dict(parent.origins)
         constraint_origins = dict(parent.constraint_origins)
+        constraint_fields = dict(parent.constraint_fields)
         constraints = list(parent.constraints)
         pip = {_pip_name(r): r for r in parent.pip}
         apt = list(parent.apt)
@@ -206,6 +211,7 @@ def merge(parent: Distribution | None, spec: DistributionSpec, spec_file: str) -
         if dep not in constraints:
             constraints.append(dep)
             constraint_origins.setdefault(dep, spec_file)
+            constraint_fields.setdefault(dep, f"dependencies[{i}]")
     for req in spec.pip:
         pip[_pip_name(req)] = req
     apt += [a for a in spec.apt if a not in apt]
@@ -251,5 +257,6 @@ def merge(parent: Distribution | None, spec: DistributionSpec, spec_file: str) -
         hub=spec.hub,
         origins=origins,
         constraint_origins=constraint_origins,
+        constraint_fields=constraint_fields,
         own=spec,
     )
