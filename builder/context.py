@@ -24,8 +24,8 @@ from pathlib import Path
 import yaml
 
 from builder import lock as locking
-from builder.errors import LockError, SpecError
-from builder.fsutil import write_atomic
+from builder.errors import BuildError, LockError, SpecError
+from builder.fsutil import write_all_atomic
 from builder.lock import LockedDistribution, read_lock
 from builder.lock.channels import channel_name
 from builder.project import OCI_PLATFORMS, Project, conda_platform, oci_platform
@@ -121,9 +121,14 @@ def _write(
     project: Project, name: str, platform: str, files: dict[str, tuple[str, int]]
 ) -> ContextResult:
     folder = project.context_dir(name, platform)
-    changed = False
-    for file_name, (text, mode) in files.items():
-        changed |= write_atomic(folder / file_name, text, mode=mode)
+    # every file as one (temp files, then renames): a full disk leaves no partial context
+    changed = bool(
+        write_all_atomic(
+            [(folder / file_name, text, mode) for file_name, (text, mode) in files.items()],
+            shown=project.relative(folder),
+            error=BuildError,
+        )
+    )
     for file_name in MANAGED:
         stale = folder / file_name
         if file_name not in files and stale.exists():

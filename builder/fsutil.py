@@ -36,3 +36,52 @@ def write_atomic(path: str | os.PathLike, data: str | bytes, mode: int | None = 
             os.unlink(tmp)
         raise
     return True
+
+
+def write_all_atomic(
+    items: list[tuple[Path, str | bytes, int | None]], *, shown: str, error=None, before_rename=None
+) -> set[Path]:
+    """Write several files as one: every changed file goes to a temp file next to it
+    first, and only when all of them are written (and synced) are they renamed into place.
+    A full disk or any other failure removes the temp files and leaves every old file as
+    it was; it is raised as one ``error`` naming ``shown`` (the folder). Returns the paths
+    that changed."""
+    from builder.errors import ScistacksError
+
+    error = error or ScistacksError
+    pending: list[tuple[str, Path]] = []
+    try:
+        for path, data, mode in items:
+            path = Path(path)
+            raw = data.encode() if isinstance(data, str) else data
+            if (
+                path.is_file()
+                and path.read_bytes() == raw
+                and (mode is None or (path.stat().st_mode & 0o777) == mode)
+            ):
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            pending.append((tmp, path))
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(raw)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.chmod(tmp, mode if mode is not None else 0o644)
+        if before_rename is not None and pending:
+            before_rename()
+        for tmp, path in pending:
+            os.replace(tmp, path)
+    except OSError as exc:
+        _discard(pending)
+        raise error(f"cannot write: {exc.strerror or exc}", file=shown) from None
+    except BaseException:
+        _discard(pending)
+        raise
+    return {path for _, path in pending}
+
+
+def _discard(pending: list[tuple[str, Path]]) -> None:
+    for tmp, _ in pending:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)

@@ -20,8 +20,8 @@ from pathlib import Path
 import rattler
 
 from builder.errors import LockError
-from builder.fsutil import write_atomic
-from builder.lock import render
+from builder.fsutil import write_all_atomic
+from builder.lock import faults, render
 from builder.lock.channels import ChannelMap
 from builder.lock.model import LockedDistribution, LockedPackage
 from builder.lock.solver import GroupSolve, closure, solve_all
@@ -305,26 +305,36 @@ def _update_plan(members, platform, update, parent_records, preferred: _Preferre
 
 
 def _write(project: Project, catalog: Catalog, locked: LockedDistribution) -> bool:
+    """Every file of the lock written as one (temp files, then renames): a kill or a full
+    disk leaves the old lock as it was."""
     from builder.lock import condalock
 
     dist = catalog.get(locked.name)
     lock_dir = project.lock_dir(locked.name)
     sources = [str(Path("..", "..", f)) for f in dist.spec_files]
     header = HEADER.format(sources=", ".join(dist.spec_files), name=locked.name)
-    changed = write_atomic(
-        lock_dir / "conda-lock.yml", condalock.render(locked, sources=sources, header=header)
-    )
-    for platform in locked.platforms:
-        changed |= write_atomic(
-            lock_dir / f"conda-{platform}.lock", render.explicit(locked, platform)
+    direct = set(matchspec.package_name(s) for s in dist.own.dependencies)
+    inherited = set(dist.direct_names) - direct
+    items = [
+        (lock_dir / "conda-lock.yml", condalock.render(locked, sources=sources, header=header)),
+        *(
+            (lock_dir / f"conda-{platform}.lock", render.explicit(locked, platform))
+            for platform in locked.platforms
+        ),
+        (lock_dir / "packages.md", render.packages_md(locked, direct, inherited)),
+    ]
+    changed = bool(
+        write_all_atomic(
+            [(path, text, None) for path, text in items],
+            shown=project.relative(lock_dir),
+            error=LockError,
+            before_rename=lambda: faults.pause("lock-write"),  # a fault drill's kill point
         )
+    )
     for stale in lock_dir.glob("conda-*.lock"):
         if stale.name.removeprefix("conda-").removesuffix(".lock") not in locked.platforms:
             stale.unlink()
             changed = True
-    direct = set(matchspec.package_name(s) for s in dist.own.dependencies)
-    inherited = set(dist.direct_names) - direct
-    changed |= write_atomic(lock_dir / "packages.md", render.packages_md(locked, direct, inherited))
     return changed
 
 
