@@ -31,9 +31,6 @@ CHROMEDRIVER = "/usr/bin/chromedriver"
 CHROMIUM = "/usr/bin/chromium"
 
 SMOKE_OK = "# Smoke tests: {name}\n\n**passed** on 2 platforms\n\n## linux/amd64: passed\n\n## linux/arm64: passed\n"
-SMOKE_FAILED = (
-    "# Smoke tests: {name}\n\n**FAILED** (1 of 3 checks) in 9.0 s\n\n## linux/amd64: FAILED\n"
-)
 
 
 def copy_project(dest: Path) -> Path:
