@@ -388,7 +388,8 @@ def build(args) -> Path:
                 pkgs.append(condapkg.repack(pkg, stage / "rb-out", EPOCH))
         say(f"built {len(recipes)} small recipes with rattler-build")
         indexes = {pkg: condapkg.index_json(pkg) for pkg in pkgs}
-        for name, dep in condapkg.unresolvable(list(indexes.values())):
+        elsewhere = ["python"] if args.no_python else []
+        for name, dep in condapkg.unresolvable(list(indexes.values()), elsewhere):
             raise Fail(f"{args.names.name}: {name} depends on `{dep}`, not in the channel")
         new = stage / "channel"
         for pkg, index in indexes.items():

@@ -27,7 +27,9 @@ SCRIPT = REPO / "examples" / "offline-pangeo" / "build-channel.py"
 SRC = SCRIPT.parent / "channel-src"
 
 
-def make_wheel(folder: Path, name: str, version: str, requires=(), scripts=None, data=None):
+def make_wheel(
+    folder: Path, name: str, version: str, requires=(), scripts=None, data=None, tag="py3-none-any"
+):
     """A minimal, valid pure-Python wheel, written by hand (fast, no build backend)."""
     dist = f"{name.replace('-', '_')}-{version}"
     files = {
@@ -35,8 +37,8 @@ def make_wheel(folder: Path, name: str, version: str, requires=(), scripts=None,
         f"{dist}.dist-info/METADATA": "Metadata-Version: 2.1\n"
         f"Name: {name}\nVersion: {version}\nLicense: MIT\n"
         + "".join(f"Requires-Dist: {r}\n" for r in requires),
-        f"{dist}.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
-        "Tag: py3-none-any\n",
+        f"{dist}.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: test\n"
+        f"Root-Is-Purelib: {str(tag == 'py3-none-any').lower()}\nTag: {tag}\n",
     }
     if scripts:
         files[f"{dist}.dist-info/entry_points.txt"] = "[console_scripts]\n" + "".join(
@@ -50,7 +52,7 @@ def make_wheel(folder: Path, name: str, version: str, requires=(), scripts=None,
         record.append(f"{path},sha256={digest.decode()},{len(text.encode())}")
     record.append(f"{dist}.dist-info/RECORD,,")
     files[f"{dist}.dist-info/RECORD"] = "\n".join(record) + "\n"
-    wheel = folder / f"{dist}-py3-none-any.whl"
+    wheel = folder / f"{dist}-{tag}.whl"
     with zipfile.ZipFile(wheel, "w") as z:
         for path, text in files.items():
             z.writestr(zipfile.ZipInfo(path, (2024, 1, 1, 0, 0, 0)), text)
@@ -82,8 +84,16 @@ def tiny(tmp_path):
         scripts={"tiny-app": "tiny_app:main"},
         data={"share/jupyter/kernels/tiny/kernel.json": '{"argv": ["python"]}'},
     )
+    # a "compiled" wheel: whl2conda makes a linux-64 package and writes no scripts for it
+    ext = make_wheel(
+        links,
+        "tiny_ext",
+        "0.1",
+        scripts={"tiny-ext": "tiny_ext:main"},
+        tag="cp311-cp311-manylinux_2_17_x86_64",
+    )
     lock = tmp_path / "wheels.lock"
-    lock.write_text("[linux-64]\n" + lock_line(lib) + lock_line(app))
+    lock.write_text("[linux-64]\n" + lock_line(lib) + lock_line(app) + lock_line(ext))
     link = tmp_path / "channel-link"
     old = tmp_path / "old-channel"
     old.mkdir()
@@ -197,7 +207,7 @@ def test_small_channel_builds_solves_installs_and_is_cached(tmp_path, tiny):
     records = asyncio.run(
         rattler.solve(
             [channel.as_uri(), py],
-            ["python 3.11.*", "tiny-app", "python_abi 3.11.* *_cp311"],
+            ["python 3.11.*", "tiny-app", "tiny-ext"],
             platforms=["linux-64", "noarch"],
             virtual_packages=vpkgs,
         )
@@ -206,6 +216,7 @@ def test_small_channel_builds_solves_installs_and_is_cached(tmp_path, tiny):
         "python",
         "python_abi",
         "tiny-app",
+        "tiny-ext",
         "tiny-lib",
     ]
     prefix = tmp_path / "env"
@@ -220,6 +231,9 @@ def test_small_channel_builds_solves_installs_and_is_cached(tmp_path, tiny):
     script = (prefix / "bin" / "tiny-app").read_text()
     assert script.startswith("#!/srv/conda/envs/notebook/bin/python")
     assert (prefix / "share/jupyter/kernels/tiny/kernel.json").is_file()
+    ext_script = (prefix / "bin" / "tiny-ext").read_text()
+    assert ext_script.startswith("#!/srv/conda/envs/notebook/bin/python\n")
+    assert "from tiny_ext import main" in ext_script
     assert (prefix / "lib/python3.11/site-packages/tiny_app/__init__.py").is_file()
 
     again = build(tmp_path, tiny)

@@ -264,9 +264,9 @@ def index_json(pkg: Path) -> dict:
     raise ValueError(f"{pkg.name}: no info/index.json")
 
 
-def unresolvable(indexes: list[dict]) -> list[tuple[str, str]]:
+def unresolvable(indexes: list[dict], elsewhere=()) -> list[tuple[str, str]]:
     """(package, dependency) pairs whose dependency no package of the channel provides."""
-    names = {i["name"] for i in indexes}
+    names = {i["name"] for i in indexes} | set(elsewhere)
     return [
         (i["name"], dep)
         for i in indexes
