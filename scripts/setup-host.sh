@@ -29,6 +29,7 @@ REGISTRY_ADDR=127.0.0.1:5000
 SUITE=bookworm
 PACKAGES=(docker.io docker-registry qemu-user-static binfmt-support mmdebstrap debootstrap chromium chromium-driver)
 BUILDX_PLUGIN_DIR=/usr/libexec/docker/cli-plugins
+COSIGN_BIN=/usr/local/bin/cosign
 DOCKERD_LOG=/var/log/scistacks-dockerd.log
 REGISTRY_LOG=/var/log/scistacks-registry.log
 BINFMT_DIR=/proc/sys/fs/binfmt_misc
@@ -152,6 +153,8 @@ docker_up() { timeout 10 docker info >/dev/null 2>&1; }
 
 buildx_ok() { timeout 20 docker buildx version >/dev/null 2>&1; }
 
+cosign_ok() { timeout 20 cosign version >/dev/null 2>&1; }
+
 binfmt_ok() {
     [ -r "$BINFMT_DIR/qemu-aarch64" ] && [ "$(head -n1 "$BINFMT_DIR/qemu-aarch64")" = enabled ]
 }
@@ -218,6 +221,41 @@ step_buildx() {
     install -m 755 "$tmp/root/usr/libexec/docker/cli-plugins/docker-buildx" "$BUILDX_PLUGIN_DIR/docker-buildx"
     buildx_ok || die "docker buildx version still fails after installing $(basename "$deb")"
     done_step "installed from $(basename "$deb")"
+}
+
+step_cosign() {
+    step cosign
+    if cosign_ok; then done_step "ok ($(command -v cosign))"; return; fi
+    if [ "$CHECK_ONLY" = 1 ]; then missing "cosign (for scistacks publish --sign / verify)"; return; fi
+    # Debian 12 has no cosign; take Debian 13's (a static Go binary) the way buildx
+    # is taken above: private apt state, the .deb kept in the cache.
+    local debdir=$CACHE/debs deb tmp
+    mkdir -p "$debdir"
+    deb=$(ls -1 "$debdir"/cosign_*.deb 2>/dev/null | tail -n1 || true)
+    if [ -z "$deb" ]; then
+        mktempdir cosign; tmp=$TMPD
+        chmod 755 "$tmp"   # lets apt's _apt sandbox user write the download
+        mkdir -p "$tmp/lists/partial" "$tmp/cache/archives/partial" "$tmp/dl"
+        echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $MIRROR trixie main" \
+            >"$tmp/sources.list"
+        local aptopts=(
+            -o "Dir::Etc::SourceList=$tmp/sources.list"
+            -o "Dir::Etc::SourceParts=/dev/null"
+            -o "Dir::State::Lists=$tmp/lists"
+            -o "Dir::Cache=$tmp/cache"
+        )
+        run_logged cosign-apt-update apt-get "${aptopts[@]}" update
+        run_logged cosign-download sh -c 'cd "$1" && shift && exec "$@"' _ "$tmp/dl" \
+            apt-get "${aptopts[@]}" download cosign
+        deb=$(ls -1 "$tmp"/dl/cosign_*.deb | head -n1)
+        cp "$deb" "$debdir/"
+        deb=$debdir/$(basename "$deb")
+    fi
+    mktempdir cosign-x; tmp=$TMPD
+    run_logged cosign-extract dpkg -x "$deb" "$tmp/root"
+    install -m 755 "$tmp/root/usr/bin/cosign" "$COSIGN_BIN"
+    cosign_ok || die "cosign version still fails after installing $(basename "$deb")"
+    done_step "installed $COSIGN_BIN from $(basename "$deb")"
 }
 
 step_dockerd() {
@@ -404,6 +442,7 @@ if [ "$CHECK_ONLY" = 1 ] && ! command -v docker >/dev/null; then
     exit 1
 fi
 step_buildx
+step_cosign
 step_dockerd
 if [ "$WITH_ARM64" = 1 ]; then step_binfmt; fi
 if [ "$WITH_REGISTRY" = 1 ]; then step_registry; fi
