@@ -33,6 +33,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 from builder.errors import ScistacksError, SmokeError
@@ -55,6 +56,7 @@ STARTUP_SLOT_MAX = 60  # seconds a container may hold its start-up slot
 TRACEBACK_LINES = 20
 HUB_USER = "jovyan"
 HUB_PORT = 8888
+HUB_SMOKE_MOUNT = "/tmp/scistacks-smoke/hub_smoke.py"  # builder/image/scripts/hub_smoke.py
 
 ARCHES = {oci: oci.split("/", 1)[1] for oci in OCI_PLATFORMS.values()}
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
@@ -680,6 +682,8 @@ def run_notebook(
     scratch.mkdir(parents=True, exist_ok=True)
     scratch.chmod(0o777)
     stem = Path(nb.path).stem
+    # a symlinked notebook runs from its real folder, beside the files it reads
+    source = job.path.resolve()
     command = [
         "jupyter",
         "nbconvert",
@@ -693,7 +697,7 @@ def run_notebook(
         OUTPUTS_MOUNT,
         "--output",
         stem,
-        f"{NOTEBOOKS_MOUNT}/{job.path.name}",
+        f"{NOTEBOOKS_MOUNT}/{source.name}",
     ]
     outcome = containers.run(
         target,
@@ -701,7 +705,7 @@ def run_notebook(
         timeout=nb.timeout,
         logs=containers.work / target.platform / f"nb-{index}.log",
         mounts=[
-            (job.path.parent.resolve(), NOTEBOOKS_MOUNT, True),
+            (source.parent, NOTEBOOKS_MOUNT, True),
             (scratch.resolve(), OUTPUTS_MOUNT, False),
         ],
         network=nb.network,
@@ -886,6 +890,17 @@ else
     report python skip "the environment $prefix has no python; python on PATH is ${py:-missing}"
 fi
 
+if command -v jupyterhub >/dev/null 2>&1 && command -v jupyterhub-singleuser >/dev/null 2>&1 \
+    && py=$(command -v python3 2>/dev/null || command -v python 2>/dev/null); then
+    # the image's own hub spawns its own single-user server, as a hub on Kubernetes would
+    if out=$("$py" __HUB_SMOKE__ __USER__ __PORT__ __TIMEOUT__ 2>&1); then
+        report server pass "${out#pass }"
+    else
+        report server fail "${out#fail }"
+    fi
+    exit 0
+fi
+
 log=$(mktemp /tmp/scistacks-server.XXXXXX)
 base=/
 if command -v jupyterhub-singleuser >/dev/null 2>&1; then
@@ -971,12 +986,15 @@ def run_hub_checks(containers: Containers, target: Target, dist: Distribution) -
         .replace("__PORT__", str(HUB_PORT))
         .replace("__TIMEOUT__", str(HUB_SERVER_TIMEOUT))
     )
-    outcome = containers.run(
-        target,
-        ["sh", "-c", script, HUB_PROBE],
-        timeout=HUB_TIMEOUT,
-        logs=containers.work / target.platform / "hub",
-    )
+    hub_smoke = resources.files("builder.image") / "scripts" / "hub_smoke.py"
+    with resources.as_file(hub_smoke) as path:
+        outcome = containers.run(
+            target,
+            ["sh", "-c", script.replace("__HUB_SMOKE__", HUB_SMOKE_MOUNT), HUB_PROBE],
+            timeout=HUB_TIMEOUT,
+            logs=containers.work / target.platform / "hub",
+            mounts=[(Path(path).resolve(), HUB_SMOKE_MOUNT, True)],
+        )
     found: dict[str, Check] = {}
     current: Check | None = None
     lines: list[str] = []

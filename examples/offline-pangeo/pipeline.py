@@ -40,7 +40,10 @@ class StepFailed(Exception):
 
 def step(name: str, argv: list[str], **kwargs) -> subprocess.CompletedProcess:
     started = time.monotonic()
-    print(f"[offline-pangeo] {name}: {' '.join(argv[2:] if argv[1:2] == ['-m'] else argv)}", flush=True)
+    print(
+        f"[offline-pangeo] {name}: {' '.join(argv[2:] if argv[1:2] == ['-m'] else argv)}",
+        flush=True,
+    )
     proc = subprocess.run(argv, text=True, capture_output=True, **kwargs)
     seconds = time.monotonic() - started
     for line in proc.stderr.splitlines():
