@@ -28,6 +28,9 @@ SCISTACKS_BASE_IMAGE_ARM64=scistacks/debian:bookworm-arm64
 REGISTRY_ADDR=127.0.0.1:5000
 SUITE=bookworm
 PACKAGES=(docker.io docker-registry qemu-user-static binfmt-support mmdebstrap debootstrap chromium chromium-driver)
+# what CPython's build needs for the offline-pangeo channel (examples/offline-pangeo)
+PACKAGES+=(build-essential libssl-dev libffi-dev zlib1g-dev libbz2-dev liblzma-dev libsqlite3-dev)
+PACKAGES+=(libreadline-dev uuid-dev libncurses-dev libgdbm-dev)
 BUILDX_PLUGIN_DIR=/usr/libexec/docker/cli-plugins
 COSIGN_BIN=/usr/local/bin/cosign
 DOCKERD_LOG=/var/log/scistacks-dockerd.log

@@ -24,6 +24,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -102,7 +103,11 @@ def main() -> int:
         step("smoke", scistacks("smoke", DIST, "--platform", PLATFORM))
         step("publish", scistacks("publish", DIST, "--registry", args.registry))
         step("profiles", scistacks("profiles", "--registry", args.registry, "--attach", DIST))
-        run = step("run", scistacks("run", DIST, "--registry", args.registry, "--detach"), cwd=HERE)
+        workdir = tempfile.mkdtemp(prefix="offline-pangeo-work-")  # what run mounts at work/
+        run = step(
+            "run",
+            scistacks("run", DIST, "--registry", args.registry, "--detach", "--workdir", workdir),
+        )
         url = run.stdout.strip().splitlines()[-1] if run.stdout.strip() else ""
         named = re.search(r"running as (\S+);", run.stderr)
         container = named.group(1) if named else None
