@@ -1,7 +1,7 @@
-"""How much of the demo's environment a one-package bump re-ships, and whether a rebuild of
-the same lock gives the same image. Runs offline against the bundled demo channel:
+"""How much of an environment a one-package bump re-ships, and whether a rebuild of the
+same lock gives the same image. Runs offline, on the demo and on the offline-pangeo example:
 
-    python benchmarks/layers.py [--platform linux/amd64]
+    python benchmarks/layers.py [--platform linux/amd64] [--only demo|offline-pangeo]
 
 1. builds the demo (native engine) from a temporary copy of the project;
 2. bumps one package (demo-data 1.0 -> 1.1) in the copy's spec, relocks, builds again, and
@@ -9,6 +9,12 @@ the same lock gives the same image. Runs offline against the bundled demo channe
    have (the issue's goal: <= 0.15);
 3. rebuilds the bumped lock from a second copy at another path and prints whether the
    environment layer digests and the image ID match.
+
+offline-pangeo (a real conda environment of about 150 packages, built by
+``nox -s offline-pangeo`` first, which builds its channel): locks pangeo with xarray and
+numpy pinned to the older releases its channel keeps (``channel-src/previous.in``), builds,
+then moves xarray (a leaf; goal <= 0.05) and then numpy (what half the stack depends on;
+goal <= 0.20) to the newest, and prints the fraction of environment bytes in new layers.
 
 Layers and their sizes are read from ``docker save`` (the image's own config and layer
 files), not from scistacks' records. Needs docker with buildx and the base image
@@ -99,10 +105,81 @@ def build(root: Path, platform: str, tag: str) -> float:
     return time.monotonic() - started
 
 
+EXAMPLE = REPO / "examples" / "offline-pangeo"
+PANGEO_GOALS = {"xarray": 0.05, "numpy": 0.20}
+PREVIOUS = {"xarray": "2026.7.0", "numpy": "2.4.5"}  # channel-src/previous.in
+
+
+def changed_fraction(before: list[tuple[str, int]], after: list[tuple[str, int]]) -> float:
+    old = {digest for digest, _ in before}
+    return sum(s for d, s in after if d not in old) / sum(s for _, s in after)
+
+
+def offline_pangeo(platform: str) -> int:
+    channel = EXAMPLE / "channel"
+    if not channel.is_dir():
+        print("offline-pangeo: skipped (no channel: run `nox -s offline-pangeo` first)")
+        return 0
+    arch = platform.split("/")[-1]
+    work = Path(tempfile.mkdtemp(prefix="scistacks-layers-pangeo-"))
+    tags = [f"scistacks-bench/pangeo:{s}-{arch}" for s in ("pinned", "xarray", "numpy")]
+    ok = True
+    try:
+        root = work / "offline-pangeo"
+        # notebooks are symlinks into the repository: copy what they point to
+        shutil.copytree(EXAMPLE / "distributions", root / "distributions", symlinks=False)
+        shutil.copy(EXAMPLE / "pyproject.toml", root / "pyproject.toml")
+        os.symlink(channel.resolve(), root / "channel")
+        spec = root / "distributions" / "pangeo" / "distribution.yml"
+        original = spec.read_text()
+        pinned = original.replace("  - xarray\n", f"  - xarray =={PREVIOUS['xarray']}\n", 1)
+        pinned = pinned.replace("  - numpy >=2\n", f"  - numpy =={PREVIOUS['numpy']}\n", 1)
+        if pinned.count(PREVIOUS["xarray"]) != 1 or pinned.count(PREVIOUS["numpy"]) != 1:
+            sys.exit("benchmark expects `- xarray` and `- numpy >=2` in the pangeo spec")
+        images = []
+        for tag, text in zip(
+            tags,
+            [pinned, pinned.replace(f" =={PREVIOUS['xarray']}\n", "\n", 1), original],
+            strict=True,
+        ):
+            spec.write_text(text)
+            scistacks(root, "lock", "pangeo")
+            started = time.monotonic()
+            scistacks(root, "build", "pangeo", "--platform", platform, "--tag", tag)
+            images.append(env_layers(tag))
+            print(
+                f"offline-pangeo build ({tag.split(':')[1]}): {time.monotonic() - started:6.1f} s"
+            )
+        total = sum(s for _, s in images[0][1])
+        print(f"offline-pangeo environment:  {len(images[0][1])} layers, {total / 1e6:.0f} MB")
+        for (name, goal), before, after in zip(
+            PANGEO_GOALS.items(), images, images[1:], strict=True
+        ):
+            fraction = changed_fraction(before[1], after[1])
+            ok &= fraction <= goal
+            print(
+                f"bump {name:<7} re-pushes:   {fraction:.3f} of the environment "
+                f"(goal <= {goal}: {'met' if fraction <= goal else 'NOT met'})"
+            )
+    finally:
+        for tag in tags:
+            subprocess.run(["docker", "image", "rm", "--no-prune", tag], capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)
+    return 0 if ok else 1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--platform", default="linux/amd64")
+    parser.add_argument("--only", choices=["demo", "offline-pangeo"])
     args = parser.parse_args()
+    demo_code = demo(args.platform) if args.only in (None, "demo") else 0
+    pangeo_code = offline_pangeo(args.platform) if args.only in (None, "offline-pangeo") else 0
+    return demo_code or pangeo_code
+
+
+def demo(platform: str) -> int:
+    args = argparse.Namespace(platform=platform)
     arch = args.platform.split("/")[-1]
     tags = [f"scistacks-bench/demo:{step}-{arch}" for step in ("before", "after", "again")]
     work = Path(tempfile.mkdtemp(prefix="scistacks-layers-"))

@@ -15,10 +15,13 @@ HEADER = """\
 """
 
 
-def resolve(requirements: Path, target: list[str]) -> list[tuple[str, str, str, str]]:
+def resolve(
+    requirements: Path, target: list[str], *, deps: bool = True
+) -> list[tuple[str, str, str, str]]:
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "report.json"
         cmd = [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "-q"]
+        cmd += [] if deps else ["--no-deps"]
         cmd += ["--report", str(report), "--target", str(Path(tmp) / "t"), *target]
         r = subprocess.run([*cmd, "-r", str(requirements)], capture_output=True, text=True)
         if r.returncode:
@@ -38,6 +41,13 @@ def relock(requirements: Path, lock: Path, platforms: dict, target, say) -> None
     out = [HEADER]
     for platform in platforms:
         rows = resolve(requirements, target(platform))
+        previous = requirements.with_name("previous.in")
+        if previous.is_file():  # older releases beside the current ones (previous.in)
+            known = {r[2] for r in rows}
+            rows += [
+                r for r in resolve(previous, target(platform), deps=False) if r[2] not in known
+            ]
+            rows.sort(key=lambda r: (r[0].lower(), r[1]))
         say(f"resolved {len(rows)} wheels for {platform}")
         out.append(f"\n[{platform}]\n")
         out += [f"{n}=={v} {f} sha256:{h}\n" for n, v, f, h in rows]
