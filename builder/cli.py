@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from builder import __version__
+from builder.cli_signing import identity_options, sign_options, signer_from, trusted
 from builder.errors import ScistacksError
 from builder.project import Project
 
@@ -664,16 +665,19 @@ def profiles_cmd(ctx: Context, names, registry, fmt, digest, output, attach, all
 @registry_option(
     "Where to push, e.g. ghcr.io/org (default: localhost:5000/scistacks, started if absent)."
 )
+@sign_options
 @pass_ctx
-def publish_cmd(ctx: Context, name, registry):
+def publish_cmd(ctx: Context, name, registry, sign, sign_key, keyless):
     """Push NAME's smoke-tested images as one multi-arch image, tag it, attach its SBOM."""
     from builder.publish import publish
 
+    signer = signer_from(sign, sign_key, keyless)
     result = publish(
         ctx.project,
         ctx.catalog,
         name,
         _registry_or_local(registry),
+        signer=signer,
         echo=lambda m: click.echo(m, err=True),
     )
     _echo_published(result)
@@ -702,10 +706,15 @@ def _echo_published(result) -> None:
 @registry_option("Where to push (default: localhost:5000/scistacks, started if absent).")
 @platforms_option("every linux platform")
 @channel_map_option
+@sign_options
 @pass_ctx
-def release_cmd(ctx: Context, names, all_, registry, platforms, channel_map):
+def release_cmd(
+    ctx: Context, names, all_, registry, platforms, channel_map, sign, sign_key, keyless
+):
     """lock --check, build, smoke and publish NAME, skipping every stage that is current."""
     from builder.release import release
+
+    signer = signer_from(sign, sign_key, keyless)
 
     if all_:
         names = tuple(ctx.project.distribution_names())
@@ -720,12 +729,35 @@ def release_cmd(ctx: Context, names, all_, registry, platforms, channel_map):
             registry,
             platforms=platforms or None,
             channel_map=_channel_map(ctx, channel_map),
+            signer=signer,
             echo=lambda m: click.echo(m, err=True),
         )
         _echo_published(result)
 
 
 # ---------------------------------------------------------------- end publish / release
+
+
+# ---------------------------------------------------------------- verify
+
+
+@cli.command("verify")
+@click.argument("target", metavar="NAME:TAG | REGISTRY/NS/NAME[:TAG|@DIGEST]")
+@registry_option("Where NAME:TAG is published (default: localhost:5000/scistacks).")
+@identity_options
+def verify_cmd(target, registry, verify_key, cert_identity, oidc_issuer):
+    """Check an image's cosign signature (and its platforms' and SBOM's); exit 1 if not."""
+    from builder.publish import DEFAULT_REGISTRY
+    from builder.publish.verify import verify_image
+
+    identity = trusted(verify_key, cert_identity, oidc_issuer)
+    result = verify_image(target, registry or DEFAULT_REGISTRY, identity)
+    click.echo(result.line)
+    if not result.verified:
+        sys.exit(1)
+
+
+# ---------------------------------------------------------------- end verify
 
 
 # ---------------------------------------------------------------- catalog
@@ -877,13 +909,22 @@ def hub_bump_cmd(ctx: Context, configs, registries, check, style):
 @hub_group.command("check")
 @click.argument("configs", nargs=-1, required=True, metavar="CONFIG...")
 @hub_registry_option
+@click.option(
+    "--verify",
+    is_flag=True,
+    help="Also flag images not signed by --key / --certificate-identity (cosign).",
+)
+@identity_options
 @pass_ctx
-def hub_check_cmd(ctx: Context, configs, registries):
+def hub_check_cmd(
+    ctx: Context, configs, registries, verify, verify_key, cert_identity, oidc_issuer
+):
     """Flag references to yanked, mutable (latest), missing or untagged images; exit 1 if any."""
     from builder import hub
 
+    identity = trusted(verify_key, cert_identity, oidc_issuer, wanted=verify)
     project, catalog = _project_if_any(ctx)
-    report = hub.check(project, catalog, configs, registries)
+    report = hub.check(project, catalog, configs, registries, verify=identity)
     for note in report.notes:
         click.echo(f"{note.ref.where}: note: {note.message}", err=True)
     for finding in report.problems:

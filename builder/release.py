@@ -32,8 +32,11 @@ def release(
     *,
     platforms=None,
     channel_map,
+    signer=None,
     echo: Callable[[str], None] = lambda _: None,
 ) -> Published:
+    from builder.publish import signing
+
     client, _ = target(registry, name)
     try:
         client.ping()  # before minutes of building, not after
@@ -42,10 +45,13 @@ def release(
     stale = locking.check(project, catalog, [name])
     if stale:
         raise PublishError(f"lock is out of date, not releasing: {stale[0].reason}")
+    ready = signing.preflight(signer) if signer else None  # a bad key: before building
     done = already_published(project, name, registry)
     if done is not None:
         echo(f"unchanged: {done.repository}:{done.immutable[0]} is this lock, published")
         echo(f"{name}: nothing built, smoke-tested or pushed")
+        if ready:
+            done = signing.ensure_signed(project, done, ready, echo)
         profiles.attach(project, catalog, name, echo=echo)
         return done
     built = image.build(
@@ -60,6 +66,6 @@ def release(
         if not report.passed:
             where = project.relative(report.results_dir / "summary.md")
             raise PublishError(f"smoke tests failed, not publishing (see {where})")
-    published = publish(project, catalog, name, registry, echo=echo)
+    published = publish(project, catalog, name, registry, signer=ready, echo=echo)
     profiles.attach(project, catalog, name, echo=echo)
     return published

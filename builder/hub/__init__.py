@@ -335,9 +335,15 @@ class CheckReport:
 
 
 def check(
-    project: Project, catalog, paths: Iterable[str | Path], registries: Iterable[str] | None = None
+    project: Project,
+    catalog,
+    paths: Iterable[str | Path],
+    registries: Iterable[str] | None = None,
+    *,
+    verify=None,
 ) -> CheckReport:
-    """Yanked, mutable, missing and untagged references, in file and line order.
+    """Yanked, mutable, missing and untagged references, in file and line order; with
+    ``verify`` (a cosign.Identity), unsigned ones and ones signed by someone else too.
 
     What needs no registry (malformed references, mutable tags, yanks in yanked.yml) is
     found first; a registry that does not answer leaves its checks in ``unchecked``."""
@@ -353,6 +359,10 @@ def check(
         if ref in wellformed and published.answers(ref):
             with _at(ref):
                 online = _check_ref(published.of(ref), ref)
+                if verify is not None:
+                    from builder.hub import signed
+
+                    online += signed.findings(published.of(ref), ref, verify)
             found += [f for f in online if f not in found]
         report.findings += found
     for host, why in published.down.items():

@@ -10,6 +10,9 @@ Order matters, so a failure never leaves a tag pointing at something half-publis
 4. create the manifest list under the content tag, copy it to the other immutable tags
    (refusing one that already names different content), then move the mutable tags;
 5. attach packages.md, a CycloneDX SBOM and the smoke summary to the manifest list.
+
+With ``--sign`` the key is opened before step 3 and the release signed between the
+immutable and the mutable tags of step 4 (see builder/publish/signing.py for why).
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ class Published:
     mutable: list[str] = field(default_factory=list)
     platforms: dict[str, str] = field(default_factory=dict)  # linux/amd64 -> digest
     artifacts: dict[str, str] = field(default_factory=dict)  # artifactType -> digest
+    signed: dict = field(default_factory=dict)  # by, digests, attestations (--sign)
     unchanged: bool = False
 
 
@@ -194,18 +198,22 @@ def publish(
     registry: str = DEFAULT_REGISTRY,
     *,
     git_sha: str | None = None,
+    signer=None,
     echo: Callable[[str], None] = lambda _: None,
 ) -> Published:
-    """Publish NAME's smoke-tested images as one multi-arch image; return what was done."""
+    """Publish NAME's smoke-tested images as one multi-arch image; return what was done.
+    ``signer`` (a cosign.Signer, or a signing.Ready already opened): sign it too."""
     from builder import lock as locking
+    from builder.publish import signing
 
     stale = locking.check(project, catalog, [name])  # before "unchanged": specs moved on
     if stale:
         raise PublishError(f"lock is out of date, not publishing: {stale[0].reason}")
+    ready = signing.preflight(signer) if isinstance(signer, signing.Signer) else signer
     done = already_published(project, name, registry)
     if done is not None:
         echo(f"unchanged: {done.repository}:{done.immutable[0]} ({done.digest})")
-        return done
+        return signing.ensure_signed(project, done, ready, echo) if ready else done
     locked, images = verified_images(project, catalog, name)
     client, ref = target(registry, name)
     repo = ref.repository
@@ -276,6 +284,10 @@ def publish(
         if tag != content and tag not in existing and not kept:
             client.put_manifest(repo, tag, raw, media)
         immutable.append(kept or tag)
+    signed = {}
+    if ready:  # before the mutable tags: they never name an unsigned release
+        sbom = sbom_json(locked).encode()
+        signed = signing.sign_release(ready, f"{ref.host}/{repo}", digest, platforms, sbom, echo)
     for tag in tagset.mutable:  # only now: everything they will point at is there
         client.put_manifest(repo, tag, raw, media)
     echo(f"{ref.with_tag(content)}: {digest}")
@@ -302,6 +314,7 @@ def publish(
         list(tagset.mutable),
         dict(sorted(platforms.items())),
         artifacts,
+        signed,
     )
     _write_record(project, result)
     return result

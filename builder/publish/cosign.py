@@ -294,6 +294,7 @@ def _explain(line: str) -> str:
         ("DENIED", "the registry refused the upload"),
         ("UNAUTHORIZED", "the registry refused the upload (credentials?)"),
         ("UNSUPPORTED", "the registry refused the upload"),
+        ("status code 40", "the registry refused the upload"),
         ("connection refused", "the registry does not answer"),
     ]
     for needle, plain in known:

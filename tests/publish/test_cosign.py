@@ -66,6 +66,7 @@ def test_plain_http_only_for_loopback(refs, flag):
         ("signing [r@sha256:1]: reading key: inappropriate ioctl for device", "not set"),
         ("reading key: open nope.key: no such file or directory", "no such key file"),
         ("PUT http://h/v2/x/manifests/sha256-1.sig: DENIED: requested access", "refused"),
+        ("POST http://h/v2/t/blobs/uploads/: unexpected status code 405 Method Not", "refused"),
     ],
 )
 def test_cosign_errors_said_plainly(line, said):
