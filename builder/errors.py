@@ -49,3 +49,11 @@ class PublishError(ScistacksError):
 
 class HubError(ScistacksError):
     """A hub config or profile problem."""
+
+
+def last_line(text: str | bytes | None, default: str = "") -> str:
+    """The last non-blank line of a tool's output, stripped: what an error quotes of it."""
+    if isinstance(text, bytes):
+        text = text.decode(errors="replace")
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    return lines[-1] if lines else default

@@ -28,7 +28,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from builder.errors import ScistacksError
+from builder.errors import ScistacksError, last_line
 from builder.project import Project, conda_platform, oci_platform
 
 HOME = "/home/jovyan"
@@ -85,7 +85,7 @@ def host_platform() -> str:
     """The docker daemon's platform (not Python's: a daemon in a VM may differ)."""
     proc = _docker("version", "--format", "{{.Server.Os}}/{{.Server.Arch}}")
     if proc.returncode != 0:
-        tail = (proc.stderr.strip().splitlines() or ["no answer"])[-1]
+        tail = last_line(proc.stderr, "no answer")
         raise RunError(f"docker daemon not reachable: {tail}")
     return proc.stdout.strip()
 
@@ -134,7 +134,7 @@ def local_platform(ref: str) -> str | None:
 def pull(ref: str, platform: str) -> None:
     proc = _docker("pull", "--quiet", "--platform", platform, ref, timeout=3600)
     if proc.returncode != 0:
-        tail = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
+        tail = last_line(proc.stderr, f"exit {proc.returncode}")
         hint = ""
         if "no matching manifest" in tail:
             other = "linux/amd64" if platform != "linux/amd64" else "linux/arm64"
@@ -341,7 +341,7 @@ def start(run: RunPlan, detach: bool, wait: float = 120.0, echo=lambda _: None) 
         return subprocess.run(argv, env=env).returncode
     proc = subprocess.run(argv, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
-        tail = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
+        tail = last_line(proc.stderr, f"exit {proc.returncode}")
         raise RunError(f"cannot start {run.image}: {tail}")
     _wait_until_ready(run, wait)
     return 0

@@ -21,7 +21,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder.errors import BuildError
+from builder.errors import BuildError, last_line
 from builder.image import normalise as normalise_
 from builder.image.layers import LayerFile
 
@@ -109,27 +109,20 @@ def append_layers(
             load_out.seek(0)
             detail = (load_out.read() or save_err.read()).decode(errors="replace").strip()
             raise BuildError(
-                f"moving the image through docker save/load failed: {_last(detail) or exc}"
+                f"moving the image through docker save/load failed: {last_line(detail) or exc}"
             ) from None
         save.wait()
         load.wait()
         save_err.seek(0)
         load_out.seek(0)
         if save.returncode != 0:
-            raise BuildError(
-                f"docker save {image} failed: {_last(save_err.read().decode(errors='replace'))}"
-            )
+            raise BuildError(f"docker save {image} failed: {last_line(save_err.read())}")
         output = load_out.read().decode(errors="replace")
         if load.returncode != 0:
-            raise BuildError(f"docker load failed: {_last(output)}")
+            raise BuildError(f"docker load failed: {last_line(output)}")
     # docker's classic store names an image by its config digest; ask docker when it says
     loaded = re.search(r"Loaded image ID: (sha256:[0-9a-f]{64})", output)
     return loaded.group(1) if loaded else "sha256:" + hashlib.sha256(config_bytes).hexdigest()
-
-
-def _last(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else ""
 
 
 def _rewrite(

@@ -14,7 +14,7 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from builder.errors import BuildError, ScistacksError
+from builder.errors import BuildError, ScistacksError, last_line
 
 ARCHES = {"linux/amd64": "amd64", "linux/arm64": "arm64", "linux/ppc64le": "ppc64le"}
 
@@ -22,11 +22,6 @@ ARCHES = {"linux/amd64": "amd64", "linux/arm64": "arm64", "linux/ppc64le": "ppc6
 def _where() -> str:
     host = os.environ.get("DOCKER_HOST")
     return f"DOCKER_HOST={host}" if host else "the default docker socket"
-
-
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
-    return lines[-1] if lines else ""
 
 
 def require(error: type[ScistacksError] = BuildError, buildx: bool = True) -> None:
@@ -44,7 +39,7 @@ def require(error: type[ScistacksError] = BuildError, buildx: bool = True) -> No
     except subprocess.TimeoutExpired:
         info = None
     if info is None or info.returncode != 0 or not info.stdout.strip():
-        reason = _last_line(info.stderr) if info is not None else "timed out"
+        reason = last_line(info.stderr) if info is not None else "timed out"
         raise error(
             f"docker daemon not reachable at {_where()} ({reason}); start dockerd "
             "or run scripts/setup-host.sh"
@@ -75,17 +70,17 @@ def run(
         output = log.read_text(errors="replace")
     if proc.returncode != 0:
         raise BuildError(
-            f"{what} failed: {_last_line(output) or f'docker exited {proc.returncode}'}"
+            f"{what} failed: {last_line(output) or f'docker exited {proc.returncode}'}"
         )
     return proc
 
 
-def inspect_image(ref: str) -> dict | None:
+def inspect_image(ref: str, timeout: float | None = None) -> dict | None:
     """``docker image inspect REF`` as a dict, or None when there is no such image."""
-    proc = subprocess.run(["docker", "image", "inspect", ref], capture_output=True)
+    proc = subprocess.run(["docker", "image", "inspect", ref], capture_output=True, timeout=timeout)
     if proc.returncode != 0:
         return None
-    data = json.loads(proc.stdout)
+    data = json.loads(proc.stdout or b"[]")
     return data[0] if data else None
 
 
