@@ -8,6 +8,27 @@ import tempfile
 from pathlib import Path
 
 
+def _unchanged(path: Path, raw: bytes, mode: int | None) -> bool:
+    return (
+        path.is_file()
+        and path.read_bytes() == raw
+        and (mode is None or (path.stat().st_mode & 0o777) == mode)
+    )
+
+
+def _temp_beside(path: Path, raw: bytes, mode: int | None, pending: list) -> str:
+    """A synced temp file next to ``path`` holding ``raw``, recorded in ``pending``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    pending.append((tmp, path))
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(raw)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.chmod(tmp, mode if mode is not None else 0o644)
+    return tmp
+
+
 def write_atomic(path: str | os.PathLike, data: str | bytes, mode: int | None = None) -> bool:
     """Write ``data`` to ``path`` via a temp file and rename.
 
@@ -16,24 +37,13 @@ def write_atomic(path: str | os.PathLike, data: str | bytes, mode: int | None = 
     """
     path = Path(path)
     raw = data.encode() if isinstance(data, str) else data
-    if (
-        path.is_file()
-        and path.read_bytes() == raw
-        and (mode is None or (path.stat().st_mode & 0o777) == mode)
-    ):
+    if _unchanged(path, raw, mode):
         return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    pending: list[tuple[str, Path]] = []
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(raw)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode if mode is not None else 0o644)
-        os.replace(tmp, path)
+        os.replace(_temp_beside(path, raw, mode, pending), path)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        _discard(pending)
         raise
     return True
 
@@ -54,20 +64,8 @@ def write_all_atomic(
         for path, data, mode in items:
             path = Path(path)
             raw = data.encode() if isinstance(data, str) else data
-            if (
-                path.is_file()
-                and path.read_bytes() == raw
-                and (mode is None or (path.stat().st_mode & 0o777) == mode)
-            ):
-                continue
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-            pending.append((tmp, path))
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(raw)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.chmod(tmp, mode if mode is not None else 0o644)
+            if not _unchanged(path, raw, mode):
+                _temp_beside(path, raw, mode, pending)
         if before_rename is not None and pending:
             before_rename()
         for tmp, path in pending:
