@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -83,3 +84,26 @@ def _discard(pending: list[tuple[str, Path]]) -> None:
     for tmp, _ in pending:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+# What a full disk, a quota or a read-only mount raise: the folder is at fault, not the input.
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG)
+
+
+@contextlib.contextmanager
+def out_of_space_as(error, shown: str):
+    """Re-raise a full-disk ``OSError`` inside the block as one ``error`` naming ``shown``."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in NO_SPACE:
+            raise
+        raise error(f"cannot write: {exc.strerror}", file=shown) from None
+
+
+def shown(path: Path) -> str:
+    """A path as users should read it (a log's): relative to the current folder when inside it."""
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)

@@ -18,6 +18,7 @@ import urllib.request
 from pathlib import Path
 
 from builder.errors import BuildError
+from builder.fsutil import NO_SPACE
 from builder.lock.channels import ChannelMap, rattler_path
 from builder.lock.model import LockedPackage
 
@@ -80,6 +81,8 @@ def fetch(
         try:
             _download(source, dest)
         except (OSError, urllib.error.URLError, ValueError) as exc:
+            if isinstance(exc, OSError) and exc.errno in NO_SPACE:
+                raise  # the cache's folder is at fault: the caller names it
             reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or exc
             raise BuildError(
                 f"cannot download {package.name} {package.version} from {source}: {reason}",

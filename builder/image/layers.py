@@ -152,15 +152,19 @@ def write_layer(
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
-    with open(tmp, "wb") as raw:
-        sink = _HashingWriter(raw)
-        # USTAR when names fit, else PAX with only a "path"/"linkpath" record (no times)
-        with tarfile.open(fileobj=sink, mode="w", format=tarfile.PAX_FORMAT) as tar:
-            for key in sorted(by_path, key=_key):
-                _add(tar, key, by_path[key], mtime)
-        size = sink.size
-        digest = sink.hash.hexdigest()
-    os.replace(tmp, out)
+    try:
+        with open(tmp, "wb") as raw:
+            sink = _HashingWriter(raw)
+            # USTAR when names fit, else PAX with only a "path"/"linkpath" record (no times)
+            with tarfile.open(fileobj=sink, mode="w", format=tarfile.PAX_FORMAT) as tar:
+                for key in sorted(by_path, key=_key):
+                    _add(tar, key, by_path[key], mtime)
+            size = sink.size
+            digest = sink.hash.hexdigest()
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk leaves no half layer behind
+        raise
     return LayerFile(out, f"sha256:{digest}", size)
 
 

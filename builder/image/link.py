@@ -19,6 +19,7 @@ import os
 from importlib import resources
 from pathlib import Path, PurePosixPath
 
+from builder import fsutil
 from builder.errors import BuildError
 from builder.image import docker
 from builder.lock.model import LockedPackage
@@ -104,7 +105,7 @@ def finish(
             f"{_MOUNT}/{SCRIPT}",
             f"{_MOUNT}/packages.txt",
         ]
-        what = f"finishing the environment in the {oci_platform} image (log: {_shown(log)})"
+        what = f"finishing the environment in the {oci_platform} image (log: {fsutil.shown(log)})"
         try:
             docker.run(args, what=what, log=log)
         except BuildError as exc:
@@ -122,17 +123,10 @@ def _failure(log: Path, what: str) -> BuildError | None:
                 return BuildError(f"{what}: the environment's python does not start")
             return BuildError(
                 f"post-link script of {name} failed with exit code {rest[0] if rest else '?'} "
-                f"in the target image (log: {_shown(log)})",
+                f"in the target image (log: {fsutil.shown(log)})",
                 field=name,
             )
     return None
-
-
-def _shown(path: Path) -> str:
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
 
 
 # ---------------------------------------------------------------- compiled files

@@ -21,13 +21,13 @@ Per platform:
    the runtime config (env on PATH, ``start`` through an entrypoint, a Jupyter default
    command, labels) and no wall-clock time;
 7. ``postBuild`` as jovyan in one more ``docker buildx build`` step, when the context has one.
-
 The image gets its final tag only once every step succeeded.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
 import shutil
@@ -39,6 +39,7 @@ from pathlib import Path
 
 import rattler
 
+from builder import fsutil
 from builder.errors import BuildError
 from builder.image import assemble, docker, layers, link
 from builder.lock import read_lock
@@ -129,9 +130,10 @@ def install(
             )
         )
     except Exception as exc:
-        raise BuildError(
-            f"installing the locked {platform} packages failed: {exc}", file=lockfile
-        ) from None
+        if "(os error 28)" in str(exc):  # rattler's ENOSPC: the build folder is full
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)) from None
+        message = f"installing the locked {platform} packages failed: {exc}"
+        raise BuildError(message, file=lockfile) from None
     _scrub_conda_meta(staging, packages)
     return packages
 
@@ -252,14 +254,6 @@ def write_env_layers(
 
 
 # ---------------------------------------------------------------- 4: system image
-
-
-def _shown(path: Path) -> str:
-    """A log path as users should read it: relative to the current folder when inside it."""
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
 
 
 def _apt_packages(context_dir: Path) -> list[str]:
@@ -384,7 +378,13 @@ def postbuild_dockerfile(image: str) -> str:
 # ---------------------------------------------------------------- the whole engine
 
 
-def build(
+def build(project: Project, dist: Distribution, locked: LockedDistribution, platform: str, **kw):
+    """Build the image; a full disk under the build folder is one line naming the folder."""
+    with fsutil.out_of_space_as(BuildError, project.relative(project.build_dir)):
+        return _build(project, dist, locked, platform, **kw)
+
+
+def _build(
     project: Project,
     dist: Distribution,
     locked: LockedDistribution,
@@ -489,7 +489,7 @@ def _buildx(work: Path, step: str, oci_platform: str, args: list[str], what: str
     log = work / f"{step}.log"
     docker.run(
         ["buildx", "build", "--platform", oci_platform, "--load", "--iidfile", str(iid), *args],
-        what=f"{what} for {oci_platform} (log: {_shown(log)})",
+        what=f"{what} for {oci_platform} (log: {fsutil.shown(log)})",
         log=log,
     )
     return iid.read_text().strip()

@@ -581,3 +581,27 @@ def test_failing_post_build_leaves_no_tag(demo_copy):
         text=True,
     ).stdout
     assert tag.replace("/", "-").replace(":", "-") not in leftovers
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("size", ["64k", "1600k", "2400k"])  # fetching, installing, layering
+def test_full_build_folder_is_one_line_and_leaves_no_partial_files(demo_copy, size):
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root (CI runs as root)")
+    build = demo_copy / "build"
+    build.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(build)], check=True)
+    tag = f"scistacks-test/full:{uuid.uuid4().hex[:8]}"
+    try:
+        proc = scistacks(demo_copy, "build", "demo", "--platform", "linux/amd64", "--tag", tag)
+        assert_one_line_failure(proc, "build", "No space left on device")
+        leftovers = [p.name for p in build.rglob("*") if p.name.endswith((".tmp", ".tar"))]
+        assert leftovers == [] or all(not n.endswith(".tmp") for n in leftovers), leftovers
+        # temp files are hidden; rattler's cache keeps its lock file, which is no partial file
+        hidden = [str(p.relative_to(build)) for p in build.rglob(".*") if p.is_file()]
+        hidden = [h for h in hidden if not h.endswith("/.cache.lock")]
+        assert hidden == [], hidden
+        assert_no_image(tag)
+        assert not (build / "images" / "demo.json").exists()
+    finally:
+        subprocess.run(["umount", "-l", str(build)], check=False)
