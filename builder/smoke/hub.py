@@ -15,6 +15,7 @@ from builder.spec.layering import Distribution
 
 HUB_SERVER_TIMEOUT = 120  # the server must answer within this
 HUB_TIMEOUT = HUB_SERVER_TIMEOUT + 180
+EMULATION_SLOWDOWN = 3  # both limits, for an image of another architecture
 HUB_USER = "jovyan"
 HUB_PORT = 8888
 HUB_MOUNT = "/tmp/scistacks-smoke"  # hub.sh runs its siblings from here
@@ -27,6 +28,8 @@ def run_hub_checks(containers: Containers, target: Target, dist: Distribution) -
     # $R2D_ENTRYPOINT)
     from builder.image.native import ENV_PREFIX, START
 
+    # a hub and a server starting under qemu take several times as long
+    slow = EMULATION_SLOWDOWN if target.emulated else 1
     with contextlib.ExitStack() as stack:
         mounts = [
             (
@@ -43,11 +46,11 @@ def run_hub_checks(containers: Containers, target: Target, dist: Distribution) -
                 f"{HUB_MOUNT}/hub.sh",
                 HUB_USER,
                 str(HUB_PORT),
-                str(HUB_SERVER_TIMEOUT),
+                str(HUB_SERVER_TIMEOUT * slow),
                 ENV_PREFIX,
                 START,
             ],
-            timeout=HUB_TIMEOUT,
+            timeout=HUB_TIMEOUT * slow,
             logs=containers.work / target.platform / "hub",
             mounts=mounts,
         )
@@ -78,7 +81,9 @@ def run_hub_checks(containers: Containers, target: Target, dist: Distribution) -
         check = found.get(name) or Check(target.platform, "hub", name, status="fail")
         if name not in found:
             if outcome.timed_out:
-                check.message = f"hub checks timed out after {HUB_TIMEOUT} s before this check"
+                check.message = (
+                    f"hub checks timed out after {HUB_TIMEOUT * slow} s before this check"
+                )
             else:
                 check.message = one_line(
                     f"not reached: the container exited {outcome.returncode}: "
