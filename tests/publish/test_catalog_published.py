@@ -1,5 +1,6 @@
-"""End to end: the demo really built, smoke-tested, released to the local registry (the
-publish tests' fixtures) and yanked, then ``scistacks catalog`` over it."""
+"""End to end: the demo really built, smoke-tested, released to the local registry and
+yanked, then ``scistacks catalog`` over it. Here beside the publish tests, so that it
+shares their session's demo build (``smoked`` in conftest.py) instead of building its own."""
 
 from __future__ import annotations
 
@@ -10,14 +11,14 @@ import time
 
 import pytest
 from image.demo_support import scistacks
-from publish.conftest import demo_images, demo_project, namespace, smoked  # noqa: F401
+from publish.conftest import namespace
 
 
 @pytest.mark.docker
 @pytest.mark.arm64
 @pytest.mark.registry
 @pytest.mark.slow
-def test_catalog_of_the_released_and_yanked_demo(smoked, tmp_path):  # noqa: F811
+def test_catalog_of_the_released_and_yanked_demo(smoked, tmp_path):
     project = tmp_path / "demo"
     shutil.copytree(smoked, project)
     registry = namespace()
