@@ -21,7 +21,13 @@ EXAMPLE = REPO / "examples" / "offline-pangeo"
 ENV = "/srv/conda/envs/notebook"
 SP = f"{ENV}/lib/python3.11/site-packages"
 
-pytestmark = [pytest.mark.docker, pytest.mark.registry, pytest.mark.slow]
+# a cold machine builds the channel first (CPython from source: 10-15 min on 2 cores)
+pytestmark = [
+    pytest.mark.docker,
+    pytest.mark.registry,
+    pytest.mark.slow,
+    pytest.mark.timeout(3600),
+]
 
 PROBE = f"""
 set -e
