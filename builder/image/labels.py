@@ -24,11 +24,6 @@ DISTRIBUTION = "io.scistacks.distribution"
 ENGINE = "io.scistacks.engine"
 
 
-def content_tag(locked: LockedDistribution) -> str:
-    """The tag that names this exact set of packages on every platform."""
-    return locked.lock_hash()[:12]
-
-
 def _git(root: Path, *args: str) -> str | None:
     try:
         proc = subprocess.run(
@@ -61,7 +56,7 @@ def image_labels(
     labels = {
         "org.opencontainers.image.title": dist.name,
         "org.opencontainers.image.description": dist.description or dist.name,
-        "org.opencontainers.image.version": content_tag(locked),
+        "org.opencontainers.image.version": locked.content_tag,  # the image's content tag
         "org.opencontainers.image.revision": revision(root),
         LOCK_HASH: locked.lock_hash(),
         PLATFORM_LOCK_HASH: locked.lock_hash(platform),

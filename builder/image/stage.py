@@ -113,11 +113,13 @@ def build(
         platform_hash = locked.lock_hash(platform)
         existing = docker.inspect_image(ref)
         current = (existing or {}).get("Config", {}).get("Labels") or {}
+        image_labels = oci_labels.image_labels(project.root, dist, locked, platform, engine)
+        # reused only when it carries exactly the labels this build would write: an image
+        # of the same lock built from another checkout or commit names other sources
         if (
             existing
             and not rebuild
-            and current.get(oci_labels.PLATFORM_LOCK_HASH) == platform_hash
-            and current.get(oci_labels.ENGINE) == engine
+            and all(current.get(key) == value for key, value in image_labels.items())
             and existing.get("Architecture") == arch_of(platform)
         ):
             echo(f"{name} {oci}: {ref} is up to date (same lock, {engine} engine), skipped")
@@ -129,7 +131,6 @@ def build(
             write_record(project, locked, built)
             continue
         context_dir = write_context(project, catalog, name, platform)
-        image_labels = oci_labels.image_labels(project.root, dist, locked, platform, engine)
         echo(f"{name} {oci}: building {ref} ({engine} engine)")
         started = time.monotonic()
         ENGINES[engine].build(

@@ -59,6 +59,11 @@ class LockedDistribution:
                 h.update(f"{plat} {p.name} {p.version} {p.build} {p.sha256 or p.md5}\n".encode())
         return h.hexdigest()
 
+    @property
+    def content_tag(self) -> str:
+        """The image tag (and OCI version label) naming these exact packages everywhere."""
+        return f"lock-{self.lock_hash()[:12]}"
+
     def by_name(self, platform: str) -> dict[str, LockedPackage]:
         return {p.name: p for p in self.packages[platform]}
 

@@ -86,7 +86,7 @@ class VersionTagger(Tagger):
 
 
 def content_tag(locked: LockedDistribution) -> str:
-    return f"lock-{locked.lock_hash()[:12]}"
+    return locked.content_tag  # the lock owns its name: image labels use the same
 
 
 # The policy. Version tags appear only for packages an image actually has.

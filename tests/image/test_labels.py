@@ -74,7 +74,7 @@ def test_labels_in_a_git_checkout(tmp_path, locked, monkeypatch):
     assert out["org.opencontainers.image.source"] == "https://example.org/hub/stacks.git"
     assert "s3cret" not in "".join(out.values())
     assert out["org.opencontainers.image.revision"] == git(tmp_path, "rev-parse", "HEAD")
-    assert out["org.opencontainers.image.version"] == locked.lock_hash()[:12]
+    assert out["org.opencontainers.image.version"] == f"lock-{locked.lock_hash()[:12]}"
     assert out["io.scistacks.lock-hash"] == locked.lock_hash()
     assert out["io.scistacks.platform-lock-hash"] == locked.lock_hash("linux-64")
     assert out["io.scistacks.distribution"] == "demo"

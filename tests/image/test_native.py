@@ -29,6 +29,7 @@ from builder.errors import BuildError
 from builder.image import layers, native
 from builder.lock import ChannelMap, read_lock
 from builder.project import Project
+from builder.publish.tags import content_tag
 
 ENV = "/srv/conda/envs/notebook"
 EPOCH = 1704067200
@@ -427,7 +428,9 @@ def check_demo_image(image, machine: str) -> None:
         == f"scistacks/demo:{platform_lock_hash(image.project, image.platform)[:12]}-{info['Architecture']}"
     )
     assert labels["io.scistacks.distribution"] == "demo"
-    assert labels["org.opencontainers.image.version"] == labels["io.scistacks.lock-hash"][:12]
+    # the version label is the tag publish gives the image (one content tag, not two)
+    assert labels["org.opencontainers.image.version"] == content_tag(read_lock(Project.at(image.project), "demo"))
+    assert labels["org.opencontainers.image.version"] == "lock-" + labels["io.scistacks.lock-hash"][:12]
     assert (
         labels["org.opencontainers.image.revision"] == "unknown"
     )  # the temp project is no git checkout
@@ -605,3 +608,32 @@ def test_full_build_folder_is_one_line_and_leaves_no_partial_files(demo_copy, si
         assert not (build / "images" / "demo.json").exists()
     finally:
         subprocess.run(["umount", "-l", str(build)], check=False)
+
+
+@pytest.mark.docker
+def test_an_image_from_another_commit_is_rebuilt_not_reused(demo_copy):
+    """Same lock, other sources: the local image is rebuilt, so its labels name this commit."""
+    tag = f"scistacks-test/relabel:{uuid.uuid4().hex[:8]}"
+    try:
+        proc = scistacks(demo_copy, "build", "demo", "--platform", "linux/amd64", "--tag", tag)
+        assert proc.returncode == 0, proc.stderr
+        assert docker_inspect(tag)["Config"]["Labels"]["org.opencontainers.image.revision"] == (
+            "unknown"
+        )
+        git = ["git", "-C", str(demo_copy), "-c", "user.name=t", "-c", "user.email=t@t"]
+        subprocess.run([*git, "init", "-q"], check=True)
+        subprocess.run([*git, "add", "-A"], check=True)
+        subprocess.run([*git, "commit", "-qm", "spec"], check=True)
+        sha = subprocess.run(
+            [*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        proc = scistacks(demo_copy, "build", "demo", "--platform", "linux/amd64", "--tag", tag)
+        assert proc.returncode == 0, proc.stderr
+        assert "skipped" not in proc.stderr
+        labels = docker_inspect(tag)["Config"]["Labels"]
+        assert labels["org.opencontainers.image.revision"] == sha
+        # and now that it matches, it is reused
+        proc = scistacks(demo_copy, "build", "demo", "--platform", "linux/amd64", "--tag", tag)
+        assert proc.returncode == 0 and "skipped" in proc.stderr
+    finally:
+        subprocess.run(["docker", "image", "rm", "--no-prune", tag], capture_output=True)
