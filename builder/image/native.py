@@ -42,22 +42,24 @@ import rattler
 from builder import fsutil
 from builder.errors import BuildError
 from builder.image import assemble, docker, layers, link
+from builder.image.conventions import (
+    CONDA_DIR,
+    DEFAULT_BASE_IMAGE,
+    DEFAULT_CMD,
+    DEFAULT_PATH,
+    ENTRYPOINT,
+    ENV_PREFIX,
+    HOME,
+    NB_UID,
+    NB_USER,
+    START,
+)
+from builder.image.system import apt_packages, build_system, layers_above, post_build
 from builder.lock import read_lock
 from builder.lock.channels import ChannelMap
 from builder.lock.model import LockedDistribution, LockedPackage
 from builder.project import Project
 from builder.spec.layering import Distribution
-
-ENV_PREFIX = "/srv/conda/envs/notebook"
-CONDA_DIR = "/srv/conda"
-NB_USER = "jovyan"
-NB_UID = 1000
-HOME = f"/home/{NB_USER}"
-START = "/srv/scistacks/start"
-ENTRYPOINT = "/usr/local/bin/scistacks-entrypoint"
-DEFAULT_CMD = "/usr/local/bin/scistacks-jupyter"
-DEFAULT_BASE_IMAGE = "docker.io/library/debian:bookworm-slim"
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 # Files rattler leaves in a prefix that are no package's and mean nothing in an image.
 _NOT_IN_IMAGE = {"CACHEDIR.TAG"}
@@ -253,60 +255,6 @@ def write_env_layers(
     return written, total
 
 
-# ---------------------------------------------------------------- 4: system image
-
-
-def _apt_packages(context_dir: Path) -> list[str]:
-    path = context_dir / "apt.txt"
-    if not path.is_file():
-        return []
-    out: list[str] = []
-    for line in path.read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
-        out += line.split()
-    return out
-
-
-def system_dockerfile(base_image: str, apt: list[str]) -> str:
-    lines = [
-        "# scistacks native engine: the system part (base image, apt.txt, the jovyan user)",
-        f"FROM {base_image}",
-        "USER root",
-    ]
-    if apt:
-        lines.append(
-            "RUN export DEBIAN_FRONTEND=noninteractive && apt-get update -qq && "
-            f"apt-get install -y -qq --no-install-recommends {' '.join(apt)} && "
-            "apt-get clean && rm -rf /var/lib/apt/lists/*"
-        )
-    # repo2docker's user: jovyan, uid/gid 1000, owning /srv/conda and its home; shadow
-    # takes the password-change day for /etc/shadow from SOURCE_DATE_EPOCH
-    lines.append(
-        f"RUN export SOURCE_DATE_EPOCH={layers.source_date_epoch()} && "
-        f"if ! getent group {NB_UID} >/dev/null; then groupadd --gid {NB_UID} {NB_USER}; fi && "
-        f"if getent passwd {NB_UID} >/dev/null; then "
-        f'usermod --login {NB_USER} --home {HOME} --move-home "$(getent passwd {NB_UID} | cut -d: -f1)"; '
-        f"else useradd --no-log-init --uid {NB_UID} --gid {NB_UID} --create-home --home-dir {HOME} "
-        f"--shell /bin/bash {NB_USER}; fi && "
-        f"install -d -o {NB_UID} -g {NB_UID} {HOME} {CONDA_DIR} {CONDA_DIR}/envs"
-    )
-    return "\n".join(lines) + "\n"
-
-
-def build_system(base_image: str, apt: list[str], oci_platform: str, work: Path, echo: Echo) -> str:
-    context = work / "context"  # the Dockerfile alone: the build copies nothing in
-    context.mkdir(parents=True, exist_ok=True)
-    (context / "Dockerfile").write_text(system_dockerfile(base_image, apt))
-    echo(f"  system image: {base_image} + {len(apt)} apt package(s) ({oci_platform})")
-    image = _buildx(work, "build", oci_platform, [str(context)], "building the system image")
-    arch = (docker.inspect_image(image) or {}).get("Architecture")
-    if arch != docker.ARCHES[oci_platform]:
-        raise BuildError(
-            f"base image {base_image} is {arch}, not {oci_platform}", field="--base-image"
-        )
-    return image
-
-
 # ---------------------------------------------------------------- 5: runtime layer and config
 
 
@@ -361,20 +309,6 @@ def runtime_config(base: dict, labels: dict[str, str]) -> dict:
     return config
 
 
-# ---------------------------------------------------------------- 6: postBuild
-
-
-def postbuild_dockerfile(image: str) -> str:
-    return (
-        "# scistacks native engine: postBuild as jovyan, the environment in place\n"
-        f"FROM {image}\n"
-        f"USER {NB_UID}\n"
-        f"WORKDIR {HOME}\n"
-        "RUN --mount=type=bind,source=.,target=/tmp/scistacks-context,rw "
-        "cd /tmp/scistacks-context && ./postBuild\n"
-    )
-
-
 # ---------------------------------------------------------------- the whole engine
 
 
@@ -412,7 +346,7 @@ def _build(
     )
     packages = install(project, locked, platform, staging, channel_map)
     system = build_system(
-        base_image, _apt_packages(context_dir), oci_platform, work / "system", echo
+        base_image, apt_packages(context_dir), oci_platform, work / "system", echo
     )
     echo(f"  compiling .pyc files and running post-link scripts in the image ({oci_platform})")
     ran = link.finish(
@@ -447,52 +381,15 @@ def _build(
         new,
         lambda base: runtime_config(base, labels),
         epoch,
-        normalise=_layers_above(system, base_image),
+        normalise=layers_above(system, base_image),
     )
     if (context_dir / "postBuild").is_file():
-        built = _post_build(image, context_dir, oci_platform, ref, work, echo)
+        built = post_build(image, context_dir, oci_platform, ref, work, echo)
         image = assemble.append_layers(
-            built, [], lambda base: base["config"], epoch, normalise=_layers_above(built, image)
+            built, [], lambda base: base["config"], epoch, normalise=layers_above(built, image)
         )
     docker.tag(image, ref)
     return NativeBuild(image, tuple(f for _, f in env_layers), env_bytes)
-
-
-def _layers_above(image: str, base: str) -> frozenset[str]:
-    """The diff_ids ``docker build`` added to ``base`` to make ``image``."""
-    below = set(((docker.inspect_image(base) or {}).get("RootFS") or {}).get("Layers") or [])
-    mine = ((docker.inspect_image(image) or {}).get("RootFS") or {}).get("Layers") or []
-    return frozenset(d for d in mine if d not in below)
-
-
-def _post_build(
-    image: str, context_dir: Path, oci_platform: str, ref: str, work: Path, echo: Echo
-) -> str:
-    # FROM needs a name (BuildKit would look an ID up on Docker Hub): a temporary tag
-    temporary = f"scistacks-build/{ref.replace('/', '-').replace(':', '-')}:env".lower()
-    docker.tag(image, temporary)
-    try:
-        dockerfile = work / "postbuild.Dockerfile"
-        dockerfile.write_text(postbuild_dockerfile(temporary))
-        echo("  postBuild (as jovyan)")
-        return _buildx(
-            work, "postbuild", oci_platform, ["-f", str(dockerfile), str(context_dir)], "postBuild"
-        )
-    finally:
-        docker.remove(temporary)
-
-
-def _buildx(work: Path, step: str, oci_platform: str, args: list[str], what: str) -> str:
-    """``docker buildx build --load`` for one platform; returns the image id."""
-    iid = work / f"{step}-image-id"
-    iid.unlink(missing_ok=True)
-    log = work / f"{step}.log"
-    docker.run(
-        ["buildx", "build", "--platform", oci_platform, "--load", "--iidfile", str(iid), *args],
-        what=f"{what} for {oci_platform} (log: {fsutil.shown(log)})",
-        log=log,
-    )
-    return iid.read_text().strip()
 
 
 def default_base_image(dist: Distribution, arch: str, override: str | None) -> str:
