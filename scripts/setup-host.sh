@@ -154,6 +154,33 @@ pkg_installed() {
 
 docker_up() { timeout 10 docker info >/dev/null 2>&1; }
 
+# trixie_deb PKG: sets DEB to Debian 13's PKG .deb, downloaded once into $CACHE/debs
+# with a private apt state (the system's sources and lists stay as they are).
+DEB=
+trixie_deb() {
+    local pkg=$1 debdir=$CACHE/debs tmp
+    mkdir -p "$debdir"
+    DEB=$(ls -1 "$debdir/${pkg}"_*.deb 2>/dev/null | tail -n1 || true)
+    [ -n "$DEB" ] && return 0
+    mktempdir "$pkg"; tmp=$TMPD
+    chmod 755 "$tmp"   # lets apt's _apt sandbox user write the download
+    mkdir -p "$tmp/lists/partial" "$tmp/cache/archives/partial" "$tmp/dl"
+    echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $MIRROR trixie main" \
+        >"$tmp/sources.list"
+    local aptopts=(
+        -o "Dir::Etc::SourceList=$tmp/sources.list"
+        -o "Dir::Etc::SourceParts=/dev/null"
+        -o "Dir::State::Lists=$tmp/lists"
+        -o "Dir::Cache=$tmp/cache"
+    )
+    run_logged "$pkg-apt-update" apt-get "${aptopts[@]}" update
+    run_logged "$pkg-download" sh -c 'cd "$1" && shift && exec "$@"' _ "$tmp/dl" \
+        apt-get "${aptopts[@]}" download "$pkg"
+    DEB=$(ls -1 "$tmp/dl/${pkg}"_*.deb | head -n1)
+    cp "$DEB" "$debdir/"
+    DEB=$debdir/$(basename "$DEB")
+}
+
 buildx_ok() { timeout 20 docker buildx version >/dev/null 2>&1; }
 
 cosign_ok() { timeout 20 cosign version >/dev/null 2>&1; }
@@ -196,28 +223,8 @@ step_buildx() {
     if [ "$CHECK_ONLY" = 1 ]; then missing "docker buildx plugin"; return; fi
     # Debian 12 has no docker-buildx; take Debian 13's (needs only libc6 >= 2.34)
     # with a private apt state, leaving the system's sources and lists alone.
-    local debdir=$CACHE/debs deb tmp
-    mkdir -p "$debdir"
-    deb=$(ls -1 "$debdir"/docker-buildx_*.deb 2>/dev/null | tail -n1 || true)
-    if [ -z "$deb" ]; then
-        mktempdir buildx; tmp=$TMPD
-        chmod 755 "$tmp"   # lets apt's _apt sandbox user write the download
-        mkdir -p "$tmp/lists/partial" "$tmp/cache/archives/partial" "$tmp/dl"
-        echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $MIRROR trixie main" \
-            >"$tmp/sources.list"
-        local aptopts=(
-            -o "Dir::Etc::SourceList=$tmp/sources.list"
-            -o "Dir::Etc::SourceParts=/dev/null"
-            -o "Dir::State::Lists=$tmp/lists"
-            -o "Dir::Cache=$tmp/cache"
-        )
-        run_logged buildx-apt-update apt-get "${aptopts[@]}" update
-        run_logged buildx-download sh -c 'cd "$1" && shift && exec "$@"' _ "$tmp/dl" \
-            apt-get "${aptopts[@]}" download docker-buildx
-        deb=$(ls -1 "$tmp"/dl/docker-buildx_*.deb | head -n1)
-        cp "$deb" "$debdir/"
-        deb=$debdir/$(basename "$deb")
-    fi
+    local deb tmp
+    trixie_deb docker-buildx; deb=$DEB
     mktempdir buildx-x; tmp=$TMPD
     run_logged buildx-extract dpkg -x "$deb" "$tmp/root"
     install -d "$BUILDX_PLUGIN_DIR"
@@ -232,28 +239,8 @@ step_cosign() {
     if [ "$CHECK_ONLY" = 1 ]; then missing "cosign (for scistacks publish --sign / verify)"; return; fi
     # Debian 12 has no cosign; take Debian 13's (a static Go binary) the way buildx
     # is taken above: private apt state, the .deb kept in the cache.
-    local debdir=$CACHE/debs deb tmp
-    mkdir -p "$debdir"
-    deb=$(ls -1 "$debdir"/cosign_*.deb 2>/dev/null | tail -n1 || true)
-    if [ -z "$deb" ]; then
-        mktempdir cosign; tmp=$TMPD
-        chmod 755 "$tmp"   # lets apt's _apt sandbox user write the download
-        mkdir -p "$tmp/lists/partial" "$tmp/cache/archives/partial" "$tmp/dl"
-        echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $MIRROR trixie main" \
-            >"$tmp/sources.list"
-        local aptopts=(
-            -o "Dir::Etc::SourceList=$tmp/sources.list"
-            -o "Dir::Etc::SourceParts=/dev/null"
-            -o "Dir::State::Lists=$tmp/lists"
-            -o "Dir::Cache=$tmp/cache"
-        )
-        run_logged cosign-apt-update apt-get "${aptopts[@]}" update
-        run_logged cosign-download sh -c 'cd "$1" && shift && exec "$@"' _ "$tmp/dl" \
-            apt-get "${aptopts[@]}" download cosign
-        deb=$(ls -1 "$tmp"/dl/cosign_*.deb | head -n1)
-        cp "$deb" "$debdir/"
-        deb=$debdir/$(basename "$deb")
-    fi
+    local deb tmp
+    trixie_deb cosign; deb=$DEB
     mktempdir cosign-x; tmp=$TMPD
     run_logged cosign-extract dpkg -x "$deb" "$tmp/root"
     install -m 755 "$tmp/root/usr/bin/cosign" "$COSIGN_BIN"
