@@ -116,7 +116,9 @@ def _key(path: str) -> tuple[str, ...]:
     return PurePosixPath(path).parts
 
 
-class _HashingWriter:
+class HashingWriter:
+    """A write-only file that hashes and counts what goes through (a layer's diff_id)."""
+
     def __init__(self, fh):
         self.fh = fh
         self.hash = hashlib.sha256()
@@ -154,7 +156,7 @@ def write_layer(
     tmp = out.with_name(f".{out.name}.tmp")
     try:
         with open(tmp, "wb") as raw:
-            sink = _HashingWriter(raw)
+            sink = HashingWriter(raw)
             # USTAR when names fit, else PAX with only a "path"/"linkpath" record (no times)
             with tarfile.open(fileobj=sink, mode="w", format=tarfile.PAX_FORMAT) as tar:
                 for key in sorted(by_path, key=_key):

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
-import shutil
 import tarfile
 from pathlib import Path
 from typing import IO
 
-from builder.image.layers import LayerFile
+from builder.image.layers import HashingWriter, LayerFile
 
 # Logs and caches that change on every apt or useradd run and that nothing reads back.
 DROPPED = (
@@ -44,24 +43,11 @@ def dropped(path: str) -> bool:
     return any(fnmatch.fnmatchcase(path, pattern) for pattern in DROPPED)
 
 
-class _Hashing:
-    def __init__(self, fh: IO[bytes]):
-        self.fh, self.hash, self.size = fh, hashlib.sha256(), 0
-
-    def write(self, data: bytes) -> int:
-        self.hash.update(data)
-        self.size += len(data)
-        return self.fh.write(data)
-
-    def tell(self) -> int:
-        return self.size
-
-
 def normalise_layer(src: IO[bytes], out: Path, epoch: int) -> LayerFile:
     """Read the layer tar ``src`` and write its normalised form at ``out``."""
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "wb") as raw:
-        sink = _Hashing(raw)
+        sink = HashingWriter(raw)
         with (
             tarfile.open(fileobj=src, mode="r|") as tin,
             tarfile.open(fileobj=sink, mode="w", format=tarfile.PAX_FORMAT) as tout,
@@ -89,8 +75,3 @@ def spool(src: IO[bytes], dest: IO[bytes]) -> str:
         digest.update(chunk)
         dest.write(chunk)
     return f"sha256:{digest.hexdigest()}"
-
-
-def copy(path: Path, dest: IO[bytes]) -> None:
-    with open(path, "rb") as fh:
-        shutil.copyfileobj(fh, dest, 1 << 20)
