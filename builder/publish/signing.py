@@ -78,7 +78,7 @@ def _record(ready: Ready, digest: str, platforms: dict[str, str]) -> dict:
 def ensure_signed(project, published, ready: Ready, echo: Callable[[str], None] = lambda _: None):
     """An unchanged release, signed by ``ready`` (signing it now if it is not yet)."""
     from builder import lock as locking
-    from builder.publish import _write_record
+    from builder.publish.record import write_record
     from builder.publish.sbom import sbom_json
 
     wanted = _record(ready, published.digest, published.platforms)
@@ -90,7 +90,7 @@ def ensure_signed(project, published, ready: Ready, echo: Callable[[str], None] 
         sbom = sbom_json(locking.read_lock(project, published.distribution)).encode()
         sign_release(ready, published.repository, published.digest, published.platforms, sbom, echo)
     done = dataclasses.replace(published, signed=wanted, unchanged=False)
-    _write_record(project, done)
+    write_record(project, done)
     return dataclasses.replace(done, unchanged=True)
 
 
