@@ -40,6 +40,28 @@ class LockedPackage:
         return f"{self.name}={self.version}={self.build}"
 
 
+@dataclass(frozen=True, order=True)
+class PypiPackage:
+    """A wheel locked from a PyPI index (conda-lock's ``manager: pip`` entry)."""
+
+    name: str  # PEP 503 normalised
+    version: str
+    platform: str  # the target platform this entry is locked for
+    url: str  # the wheel; under the canonical index URL when the index is mapped
+    sha256: str
+    depends: tuple[str, ...] = ()  # "name specifier" of each requirement, as uv resolved them
+    category: str = "main"
+
+    @property
+    def file_name(self) -> str:
+        return self.url.rsplit("/", 1)[-1].split("#", 1)[0]
+
+    @property
+    def spec(self) -> str:
+        """``name==version``: the pin a pip section takes."""
+        return f"{self.name}=={self.version}"
+
+
 @dataclass
 class LockedDistribution:
     name: str
@@ -48,6 +70,7 @@ class LockedDistribution:
     packages: dict[str, list[LockedPackage]]  # platform -> packages, sorted by name
     inputs_hash: str
     metadata: dict[str, str] = field(default_factory=dict)  # scistacks custom metadata
+    pypi: dict[str, list[PypiPackage]] = field(default_factory=dict)  # platform -> wheels, by name
 
     def lock_hash(self, platform: str | None = None) -> str:
         """Content identity: the same packages give the same hash, whatever the spec says.
@@ -57,6 +80,9 @@ class LockedDistribution:
         for plat in sorted(self.packages) if platform is None else [platform]:
             for p in sorted(self.packages[plat], key=lambda p: p.name):
                 h.update(f"{plat} {p.name} {p.version} {p.build} {p.sha256 or p.md5}\n".encode())
+            for w in sorted(self.pypi.get(plat, ())):
+                # "pypi:" cannot start a conda name: no collision with the lines above
+                h.update(f"{plat} pypi:{w.name} {w.version} {w.sha256}\n".encode())
         return h.hexdigest()
 
     @property
