@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parent.parent
 WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
 
 # Commands the workflows call that other pipeline stages are adding; this list shrinks as
-# they land in builder/cli.py (a listed name that exists is checked like any other).
+# they land in builder/cli/ (a listed name that exists is checked like any other).
 NOT_YET_IMPLEMENTED: set[str] = set()
 
 

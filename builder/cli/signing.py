@@ -1,6 +1,6 @@
 """The command-line options of signing and verifying (``publish``/``release --sign``,
-``verify``, ``hub check --verify``), kept apart from builder/cli.py; cosign itself is
-only imported when an option asks for it."""
+``verify``, ``hub check --verify``), shared by builder/cli/publish.py and hub.py; cosign
+itself is only imported when an option asks for it."""
 
 from __future__ import annotations
 
