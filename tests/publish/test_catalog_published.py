@@ -50,7 +50,10 @@ def test_catalog_of_the_released_and_yanked_demo(smoked, tmp_path):
     sizes = re.findall(r"(linux/(?:amd64|arm64)): ([\d.]+) MB", row.group(1))
     assert {p for p, _ in sizes} == {"linux/amd64", "linux/arm64"}
     assert all(float(mb) > 10 for _, mb in sizes)
-    # the profile snippet release attached, and the package table of the lock
-    assert "attached to " + date_tag in page
+    # the only release is yanked: its attached snippet is not offered; the catalog makes
+    # one from the lock instead, pinned by the lock's content tag
+    assert "attached to " + date_tag not in page
+    assert "made from the lockfile" in page
+    assert f"demo:{record['immutable'][0]}" in page
     assert "demo-data" in page and "demo-tool" in page
     assert (out / "d" / "demo" / "size.svg").is_file()
