@@ -17,9 +17,11 @@ from pathlib import Path
 import yaml
 
 from builder.errors import LockError
-from builder.lock import _write, condalock, inputs_hash
+from builder.lock import condalock
 from builder.lock.channels import ChannelMap
 from builder.lock.platforms import ARCHSPEC, DEFAULTS
+from builder.lock.read import inputs_hash
+from builder.lock.stage import write_lock
 from builder.project import Project
 from builder.spec import Catalog
 
@@ -109,4 +111,4 @@ def lock_with_conda_lock(
             "parent": dist.parent or "",
         },
     )
-    return _write(project, catalog, locked)
+    return write_lock(project, catalog, locked)
