@@ -25,7 +25,7 @@ from builder.spec import Catalog
 
 REPO = Path(__file__).resolve().parents[1]
 REAL = ["base", "pangeo", "r-edu", "gpu-ml"]
-MANAGED = {"environment.yml", "apt.txt", "postBuild", "start", "README.md"}
+MANAGED = {"environment.yml", "requirements.txt", "apt.txt", "postBuild", "start", "README.md"}
 
 
 def scistacks(root: Path, *args: str) -> subprocess.CompletedProcess:
@@ -137,21 +137,99 @@ def test_python_pin_is_plain_so_repo2docker_picks_the_matching_base_env(project)
     assert "conda-forge::r-base=" in "\n".join(deps)
 
 
-def test_pip_requirements_go_to_a_pip_section(project):
-    spec = project / "distributions" / "base" / "distribution.yml"
-    spec.write_text(spec.read_text() + "pip:\n  - tqdm==4.67.1\n")
-    # pip requirements are lock inputs: pretend the lock was made from this spec
-    lockfile = project / "lockfiles" / "base" / "conda-lock.yml"
-    catalog = Catalog.load(Project.at(project))
-    from builder.lock import inputs_hash
+def wheels_for(locked, folder: Path):
+    """``locked`` with two real wheels per platform, one requiring the other, by file URL."""
+    import dataclasses
 
-    old = yaml.safe_load(lockfile.read_text())["metadata"]["content_hash"]["linux-64"]
-    lockfile.write_text(lockfile.read_text().replace(old, inputs_hash(catalog, "base")))
-    proc = scistacks(project, "context", "base", "--platform", "linux/amd64")
+    from image.wheel_support import locked_wheel, make_wheel
+
+    helper = make_wheel(folder, "demo-pyhelp", "0.2", {"demo_pyhelp.py": "X = 2\n"})
+    tool = make_wheel(
+        folder, "demo-pytool", "1.0", {"demo_pytool.py": "import demo_pyhelp\n"},
+        requires=("demo-pyhelp>=0.1",),
+    )  # fmt: skip
+    pypi = {p: [locked_wheel(tool, p), locked_wheel(helper, p)] for p in locked.platforms}
+    return dataclasses.replace(locked, pypi=pypi)
+
+
+def render_into(project: Path, name: str, locked, platform: str, folder: Path) -> Path:
+    from builder.context import render
+
+    dist = Catalog.load(Project.at(project)).get(name)
+    for file_name, (text, mode) in render(Project.at(project), dist, locked, platform).items():
+        (folder / file_name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / file_name).write_text(text)
+        (folder / file_name).chmod(mode)
+    return folder
+
+
+def pip_section_install(context: Path, target: Path) -> subprocess.CompletedProcess:
+    """What conda's and mamba's ``env update`` run for a pip section: its lines in a file
+    beside environment.yml, ``pip install -U -r FILE`` from that folder (into ``target``,
+    with no index: the wheels are file URLs)."""
+    env = read_env(context / "environment.yml")
+    lines = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    (context / "condaenv.requirements.txt").write_text("\n".join(lines) + "\n")
+    return subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-U", "-r", "condaenv.requirements.txt",
+         "--no-input", "--no-index", "--target", str(target)],
+        cwd=context, capture_output=True, text=True,
+    )  # fmt: skip
+
+
+def test_locked_wheels_are_pinned_by_hash_and_installed_by_the_pip_section(project, tmp_path):
+    from builder.lock import read_lock
+
+    locked = wheels_for(read_lock(Project.at(project), "base"), tmp_path / "wheels")
+    context = render_into(project, "base", locked, "linux-64", tmp_path / "ctx")
+    deps = read_env(context / "environment.yml")["dependencies"]
+    assert deps[-1] == {"pip": ["-r requirements.txt"]}
+    assert sorted(d for d in deps[:-1]) == locked_pins(
+        project / "lockfiles/base/conda-lock.yml", "linux-64"
+    )
+    lines = (context / "requirements.txt").read_text().splitlines()
+    pins = [line for line in lines if not line.startswith("#")]
+    assert pins == [
+        f"{w.name} @ {w.url} --hash=sha256:{w.sha256}"
+        for w in sorted(locked.pypi["linux-64"], key=lambda w: w.name)
+    ]
+    assert "lockfiles/base/conda-lock.yml (linux-64)" in lines[0]
+    assert "`requirements.txt`: the 2 PyPI wheels" in (context / "README.md").read_text()
+
+    # pip installs exactly the locked wheels
+    proc = pip_section_install(context, tmp_path / "site")
     assert proc.returncode == 0, proc.stderr
-    deps = read_env(project / "images/base/linux-64/environment.yml")["dependencies"]
-    assert deps[-1] == {"pip": ["tqdm==4.67.1"]}
-    assert not (project / "images/base/linux-aarch64").exists()
+    installed = sorted(p.name for p in (tmp_path / "site").glob("*.dist-info"))
+    assert installed == ["demo_pyhelp-0.2.dist-info", "demo_pytool-1.0.dist-info"]
+
+    # and refuses a wheel that is not the locked one
+    wheel = tmp_path / "wheels" / "demo_pyhelp-0.2-py3-none-any.whl"
+    wheel.write_bytes(wheel.read_bytes() + b"\0")
+    proc = pip_section_install(context, tmp_path / "site-tampered")
+    assert proc.returncode != 0
+    assert "THESE PACKAGES DO NOT MATCH THE HASHES" in proc.stderr
+    assert not list((tmp_path / "site-tampered").glob("demo_pyhelp*"))
+
+
+def test_repo2docker_renders_the_pip_section_after_copying_the_context(project, tmp_path):
+    from builder.image.repo2docker import render_dockerfile
+    from builder.lock import read_lock
+
+    locked = wheels_for(read_lock(Project.at(project), "base"), tmp_path / "wheels")
+    context = render_into(project, "base", locked, "linux-aarch64", tmp_path / "ctx")
+    dockerfile = render_dockerfile(context, "linux/arm64")
+    update = '${MAMBA_EXE} env update -p ${NB_PYTHON_PREFIX} --file "environment.yml"'
+    copy_all = "COPY --chown=1000:1000 src/ ${REPO_DIR}/\n"
+    assert update in dockerfile and copy_all in dockerfile
+    # requirements.txt is in the image before environment.yml (and its pip section) is read
+    assert dockerfile.index(copy_all) < dockerfile.index(update)
+    assert "src/environment.yml ${REPO_DIR}/environment.yml" not in dockerfile
+    # without wheels, repo2docker installs the environment from environment.yml alone
+    plain = render_into(project, "base", read_lock(Project.at(project), "base"), "linux-aarch64",
+                        tmp_path / "plain")  # fmt: skip
+    assert not (plain / "requirements.txt").exists()
+    plain_file = render_dockerfile(plain, "linux/arm64")
+    assert plain_file.index(update) < plain_file.index(copy_all)
 
 
 # ---------------------------------------------------------------- apt.txt, postBuild, start

@@ -11,3 +11,8 @@ ENTRYPOINT = "/usr/local/bin/scistacks-entrypoint"
 DEFAULT_CMD = "/usr/local/bin/scistacks-jupyter"
 DEFAULT_BASE_IMAGE = "docker.io/library/debian:bookworm-slim"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# Locked PyPI wheels go to the site-packages of the Python they were locked for, relative to
+# ENV_PREFIX (conda's python reads it; a distribution on the system's Python puts it on
+# PYTHONPATH in its start script).
+SITE_PACKAGES = "lib/python{python}/site-packages"
+SYSTEM_PYTHON = "/usr/bin/python{python}"  # the base image's Python, for pip_python locks

@@ -13,6 +13,9 @@ re-push a small part of it, and a child distribution should share its parent's l
   package only touches its own bucket.
 - Deep chains keep at most 3 groups (the root-most ones merge), so an environment has at
   most 3 x (12 + 16) layers; real ones have 10-25 per group. Docker's limit is ~125.
+- The locked PyPI wheels are a group of their own (``PYPI_GROUP``), above every conda
+  group and laid out by the same rules: a PyPI bump re-pushes only that group's layers,
+  and a conda bump none of them.
 
 Layer files (``write_layer``). The same entries always give the same bytes, hence the same
 layer digest: entries sorted by path, every parent directory listed, one fixed mtime, fixed
@@ -32,6 +35,7 @@ DEDICATED_SHARE = 24  # a package with >= 1/24 of its group's bytes gets its own
 MAX_DEDICATED = 12  # per group
 BUCKETS = 16  # hash buckets per group for the other packages
 MAX_GROUPS = 3
+PYPI_GROUP = "pypi"  # not counted in MAX_GROUPS: the conda groups' layers stay as they were
 
 # The project's SOURCE_DATE_EPOCH (2024-01-01T00:00:00Z) unless the caller's environment sets one.
 DEFAULT_EPOCH = 1704067200
@@ -55,8 +59,11 @@ def bucket_of(package: str) -> int:
     return int.from_bytes(hashlib.sha256(package.encode()).digest()[:8], "big") % BUCKETS
 
 
-def plan(groups: list[tuple[str, Mapping[str, int]]]) -> list[LayerPlan]:
-    """Layers for ``groups``: ``[(group name, {package: installed bytes})]``, root first.
+def plan(
+    groups: list[tuple[str, Mapping[str, int]]], pypi: Mapping[str, int] | None = None
+) -> list[LayerPlan]:
+    """Layers for ``groups``: ``[(group name, {package: installed bytes})]``, root first,
+    then the PyPI group for ``pypi`` (``{wheel name: installed bytes}``).
 
     Every package of every group lands in exactly one layer; empty groups give no layer."""
     groups = [(g, dict(pkgs)) for g, pkgs in groups]
@@ -71,21 +78,26 @@ def plan(groups: list[tuple[str, Mapping[str, int]]]) -> list[LayerPlan]:
     for group, sizes in groups:
         sizes = {p: s for p, s in sizes.items() if p not in seen}
         seen |= set(sizes)
-        if not sizes:
-            continue
-        total = sum(sizes.values())
-        big = sorted(
-            (p for p, s in sizes.items() if s * DEDICATED_SHARE >= total and s > 0),
-            key=lambda p: (-sizes[p], p),
-        )[:MAX_DEDICATED]
-        buckets: dict[int, list[str]] = {}
-        for package in sorted(set(sizes) - set(big)):
-            buckets.setdefault(bucket_of(package), []).append(package)
-        for index in sorted(buckets):
-            layers.append(LayerPlan(f"{group}/bucket-{index:02d}", group, tuple(buckets[index])))
-        for package in sorted(big):
-            layers.append(LayerPlan(f"{group}/{package}", group, (package,)))
-    return layers
+        layers += _group_layers(group, sizes)
+    return layers + _group_layers(PYPI_GROUP, dict(pypi or {}))
+
+
+def _group_layers(group: str, sizes: dict[str, int]) -> list[LayerPlan]:
+    if not sizes:
+        return []
+    total = sum(sizes.values())
+    big = sorted(
+        (p for p, s in sizes.items() if s * DEDICATED_SHARE >= total and s > 0),
+        key=lambda p: (-sizes[p], p),
+    )[:MAX_DEDICATED]
+    buckets: dict[int, list[str]] = {}
+    for package in sorted(set(sizes) - set(big)):
+        buckets.setdefault(bucket_of(package), []).append(package)
+    layers = [
+        LayerPlan(f"{group}/bucket-{index:02d}", group, tuple(buckets[index]))
+        for index in sorted(buckets)
+    ]
+    return layers + [LayerPlan(f"{group}/{package}", group, (package,)) for package in sorted(big)]
 
 
 # ---------------------------------------------------------------- writing layers

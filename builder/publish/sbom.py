@@ -2,10 +2,12 @@
 
 - one component per package and platform, with conda purls as the purl spec defines them:
   ``pkg:conda/NAME@VERSION?build=…&channel=…&subdir=…&type=conda|tar.bz2`` (conda purls
-  have no namespace; the channel is a qualifier);
+  have no namespace; the channel is a qualifier); each locked PyPI wheel as
+  ``pkg:pypi/NAME@VERSION``, with its sha256;
 - the lock's dependency graph: each package ``dependsOn`` the locked packages its
-  ``depends`` name on the same platform; the image depends on the packages nothing else
-  depends on, so every package is reachable from it;
+  ``depends`` name on the same platform (a wheel: the locked wheels it requires); the
+  image depends on the packages nothing else depends on, so every package is reachable
+  from it;
 - reproducible: the same lock gives the same bytes. The serial number is a UUID derived
   from the lock hash, and the timestamp comes from ``SOURCE_DATE_EPOCH`` (omitted without it).
 """
@@ -13,12 +15,13 @@
 from __future__ import annotations
 
 import os
+import re
 import uuid
 import warnings
 from datetime import UTC, datetime
 
 from builder.lock.channels import channel_name
-from builder.lock.model import LockedDistribution, LockedPackage
+from builder.lock.model import LockedDistribution, LockedPackage, PypiPackage
 
 # uuid5 namespace of scistacks SBOM serial numbers (itself uuid5(NAMESPACE_URL, "scistacks:sbom"))
 SERIAL_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "scistacks:sbom")
@@ -42,6 +45,12 @@ def purl(p: LockedPackage, platform: str):
         "type": package_type(p),
     }
     return PackageURL(type="conda", name=p.name, version=p.version, qualifiers=qualifiers)
+
+
+def pypi_purl(w: PypiPackage):
+    from packageurl import PackageURL
+
+    return PackageURL(type="pypi", name=w.name, version=w.version)
 
 
 def _timestamp() -> datetime | None:
@@ -84,14 +93,51 @@ def sbom_json(locked: LockedDistribution) -> str:
                 hashes=hashes,
                 bom_ref=f"{plat}/{p.file_name}",
             )
-            bom.components.add(components[p.name])
-        needed: set[str] = set()
-        for p in locked.packages[plat]:
-            deps = {d.split()[0] for d in p.depends if d.strip()} & (components.keys() - {p.name})
-            needed |= deps
-            bom.register_dependency(components[p.name], [components[d] for d in sorted(deps)])
-        top_level += [c for name, c in components.items() if name not in needed]
+        depends = {
+            p.name: {d.split()[0] for d in p.depends if d.strip()} for p in locked.packages[plat]
+        }
+        top_level += _graph(bom, components, depends)
+        top_level += _pypi_components(bom, locked.pypi.get(plat, []), plat)
     bom.register_dependency(root, top_level)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the library's own advice, e.g. on missing licenses
         return JsonV1Dot5(bom).output_as_string(indent=2)
+
+
+def _graph(bom, components: dict, depends: dict[str, set[str]]) -> list:
+    """Add ``components`` with their ``dependsOn`` among themselves; return those nothing
+    else depends on."""
+    needed: set[str] = set()
+    for name, component in components.items():
+        bom.components.add(component)
+        deps = depends[name] & (components.keys() - {name})
+        needed |= deps
+        bom.register_dependency(component, [components[d] for d in sorted(deps)])
+    return [c for name, c in components.items() if name not in needed]
+
+
+def _pypi_components(bom, wheels: list[PypiPackage], plat: str) -> list:
+    """Add the platform's wheels and their graph; return those no other wheel requires."""
+    from cyclonedx.model import HashAlgorithm, HashType
+    from cyclonedx.model.component import Component, ComponentType
+
+    components = {
+        w.name: Component(
+            name=w.name,
+            version=w.version,
+            type=ComponentType.LIBRARY,
+            purl=pypi_purl(w),
+            hashes=[HashType(alg=HashAlgorithm.SHA_256, content=w.sha256)],
+            bom_ref=f"{plat}/pypi/{w.file_name}",
+        )
+        for w in wheels
+    }
+    depends = {w.name: {_requirement_name(d) for d in w.depends if d.strip()} for w in wheels}
+    return _graph(bom, components, depends)
+
+
+def _requirement_name(requirement: str) -> str:
+    """The PEP 503 name a requirement (``demo-lib >=1.0``) starts with."""
+    from packaging.utils import canonicalize_name
+
+    return canonicalize_name(re.match(r"[A-Za-z0-9._-]*", requirement.strip()).group())

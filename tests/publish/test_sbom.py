@@ -103,3 +103,61 @@ def test_the_timestamp_comes_from_source_date_epoch(monkeypatch):
     assert json.loads(text)["metadata"]["timestamp"].startswith("2023-11-14T22:13:20")
     assert sbom_json(lock("demo")) == text
     assert JsonStrictValidator(SchemaVersion.V1_5).validate_str(text) is None
+
+
+def with_wheels(locked):
+    """The demo's lock with two wheels per platform, one requiring the other (PyPI names
+    as locked: PEP 503 normalised)."""
+    from builder.lock.model import PypiPackage
+
+    def wheel(name, version, plat, depends=()):
+        file = f"{name.replace('-', '_')}-{version}-py3-none-any.whl"
+        digest = f"{name} {version} {plat}".encode().hex().ljust(64, "0")[:64]
+        url = f"https://pypi.fixture.invalid/files/{file}"
+        return PypiPackage(name, version, plat, url, digest, depends)
+
+    pypi = {
+        plat: [
+            wheel("demo-pyutil", "1.2.0", plat, ("demo-pylib-extra >=0.1",)),
+            wheel("demo-pylib-extra", "0.3.1", plat),
+        ]
+        for plat in locked.platforms
+    }
+    return dataclasses.replace(locked, pypi=pypi)
+
+
+def test_pypi_wheels_are_pypi_purls_in_the_graph(monkeypatch):
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    plain = lock("demo")
+    locked = with_wheels(plain)
+    text = sbom_json(locked)
+    assert JsonStrictValidator(SchemaVersion.V1_5).validate_str(text) is None
+    sbom = json.loads(text)
+    wheels = {
+        f"{plat}/pypi/{w.file_name}": w for plat in locked.platforms for w in locked.pypi[plat]
+    }
+    pypi = [c for c in sbom["components"] if c["purl"].startswith("pkg:pypi/")]
+    assert sorted(c["bom-ref"] for c in pypi) == sorted(wheels)
+    for c in pypi:
+        w = wheels[c["bom-ref"]]
+        purl = PackageURL.from_string(c["purl"])
+        assert (purl.type, purl.namespace, purl.name, purl.version, purl.qualifiers) == (
+            "pypi",
+            None,
+            w.name,
+            w.version,
+            {},
+        )
+        assert c["purl"] == f"pkg:pypi/{w.name}@{w.version}"
+        assert c["hashes"] == [{"alg": "SHA-256", "content": w.sha256}]
+    graph = {d["ref"]: set(d.get("dependsOn", ())) for d in sbom["dependencies"]}
+    root = graph[sbom["metadata"]["component"]["bom-ref"]]
+    for plat in locked.platforms:
+        util = f"{plat}/pypi/demo_pyutil-1.2.0-py3-none-any.whl"
+        extra = f"{plat}/pypi/demo_pylib_extra-0.3.1-py3-none-any.whl"
+        assert graph[util] == {extra}
+        assert util in root and extra not in root  # reachable through demo-pyutil
+    # the conda part is what it was without wheels
+    conda = [c for c in sbom["components"] if c["purl"].startswith("pkg:conda/")]
+    assert conda == json.loads(sbom_json(plain))["components"]
+    assert sbom["serialNumber"] != json.loads(sbom_json(plain))["serialNumber"]
