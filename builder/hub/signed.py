@@ -12,7 +12,7 @@ def findings(repo, ref, identity: Identity) -> list:
     """Findings about ``ref``'s signature: a problem unless signed by ``identity``, else a
     note naming the signer. Nothing for a reference that names no image (reported as such
     already)."""
-    from builder.hub import Finding
+    from builder.hub.checking import Finding
 
     if ref.digest:
         digest = ref.digest if repo.manifest(ref.digest) else None

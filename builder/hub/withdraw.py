@@ -9,9 +9,9 @@ import datetime as dt
 from dataclasses import dataclass
 
 from builder.errors import HubError, PublishError
-from builder.hub import Releases, _registries, mutable_tag
 from builder.hub import yanked as yanks
 from builder.hub.config import TAG_RE
+from builder.hub.releases import Releases, mutable_tag, namespaces
 from builder.project import Project
 
 
@@ -56,7 +56,7 @@ def yank(
             f"{replaced_by} is a mutable or malformed tag; name the release to use",
             field="--replaced-by",
         )
-    registry = _registries([registry] if registry else None)[0]
+    registry = namespaces([registry] if registry else None)[0]
     repo = Releases(registry, name, yanks.YankedList())
     ref = repo.reference.with_tag(tag)
     try:
