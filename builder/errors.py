@@ -51,6 +51,11 @@ class HubError(ScistacksError):
     """A hub config or profile problem."""
 
 
+class RecordError(ScistacksError):
+    """A stage record (``build/images``, ``build/smoke``, ``build/publish``) is missing or
+    damaged."""
+
+
 def last_line(text: str | bytes | None, default: str = "") -> str:
     """The last non-blank line of a tool's output, stripped: what an error quotes of it."""
     if isinstance(text, bytes):

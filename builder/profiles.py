@@ -30,6 +30,7 @@ from builder.fsutil import write_atomic
 from builder.lock import read_lock
 from builder.project import Project
 from builder.publish.tags import content_tag
+from builder.records import PublishRecord
 from builder.registry import Reference, Registry
 from builder.spec import Catalog
 from builder.spec.models import Hub, Quantity
@@ -62,8 +63,9 @@ def image_for(project: Project, name: str, registry: str, digest: bool = False) 
     repo = f"{registry.rstrip('/')}/{name}"
     if not digest:
         return _checked(f"{repo}:{content_tag(read_lock(project, name))}")
-    [value], shown = _published(project, name, "digest")
-    if not isinstance(value, str) or not DIGEST_RE.match(value):
+    value = PublishRecord.load(project, name).digest
+    if not DIGEST_RE.match(value):
+        shown = project.relative(project.publish_record(name))
         raise HubError(
             f"expected a sha256:<64 hex> digest, got {value!r}", file=shown, field="digest"
         )
@@ -83,19 +85,6 @@ def _checked(image: str) -> str:
     ):
         raise HubError(f"{image!r} is not a valid image reference", field="--registry")
     return image
-
-
-def _published(project: Project, name: str, *keys: str) -> tuple[list, str]:
-    """``keys`` of publish's output ``build/publish/NAME.json``, and the file as shown."""
-    record = project.build_dir / "publish" / f"{name}.json"
-    shown = project.relative(record)
-    try:
-        data = json.loads(record.read_text())
-        return [data[key] for key in keys], shown
-    except (OSError, ValueError, KeyError, TypeError):
-        raise HubError(
-            f"{name} has no usable publish record (run: scistacks publish {name})", file=shown
-        ) from None
 
 
 def check_registry(registry: str) -> str:
@@ -122,15 +111,13 @@ def _unpublished(project: Project, name: str, image: str, lock_hash: str, asked:
     """Why ``image`` is not known to be published ("" when it is): the publish record of
     this lock for this repository says so, else the registry is asked (once per host)."""
     ref = Reference.parse(image)
-    try:
-        record = json.loads((project.build_dir / "publish" / f"{name}.json").read_text())
+    if project.publish_record(name).is_file():  # a damaged one is an error, not "ask"
+        record = PublishRecord.load(project, name)
         if (
-            str(record["repository"]).lower() == f"{ref.host}/{ref.repository}"
-            and record["lock_hash"] == lock_hash
+            record.repository.lower() == f"{ref.host}/{ref.repository}"
+            and record.lock_hash == lock_hash
         ):
             return ""
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
     client = asked.setdefault(ref.host, Registry(ref.host, timeout=10.0))
     if isinstance(client, str):  # the host did not answer before
         return client
@@ -400,8 +387,9 @@ def attach(project: Project, catalog: Catalog, name: str, echo=lambda _: None) -
     record; returns the artifact digest (None: NAME is not offered on hubs)."""
     if catalog.get(name).hub is None:
         return None
-    (repository, digest), shown = _published(project, name, "repository", "digest")
-    ref = Reference.parse(repository)
+    record = PublishRecord.load(project, name)
+    digest, shown = record.digest, project.relative(project.publish_record(name))
+    ref = Reference.parse(record.repository)
     client = Registry(ref.host, timeout=10.0)
     have = client.referrers(ref.repository, digest, PROFILE_TYPE)
     if have:

@@ -13,6 +13,7 @@ from pathlib import Path
 from builder.errors import ScistacksError
 
 SPEC_FILE = "distribution.yml"
+SMOKE_RESULTS = "results.json"  # in a smoke results folder (``smoke --results-dir`` too)
 
 # conda subdir <-> OCI platform, for the platforms we build images for.
 OCI_PLATFORMS = {
@@ -95,8 +96,18 @@ class Project:
     def build_dir(self) -> Path:
         return self.root / "build"
 
+    # stage records (builder.records)
+    def image_record(self, name: str) -> Path:
+        return self.build_dir / "images" / f"{name}.json"
+
     def results_dir(self, name: str) -> Path:
         return self.build_dir / "smoke" / name
+
+    def smoke_results(self, name: str) -> Path:
+        return self.results_dir(name) / SMOKE_RESULTS
+
+    def publish_record(self, name: str) -> Path:
+        return self.build_dir / "publish" / f"{name}.json"
 
     def relative(self, path: str | os.PathLike) -> str:
         """A path as users should see it in messages: relative to the project when inside it."""

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from builder.errors import ScistacksError, last_line
 from builder.project import Project, conda_platform, oci_platform
+from builder.records import ImageRecord, PublishRecord
 
 HOME = "/home/jovyan"
 WORK = f"{HOME}/work"
@@ -97,32 +98,23 @@ def resolve_image(project: Project | None, target: str, registry: str) -> tuple[
     name, _, tag = target.partition(":")
     if tag:
         return f"{registry.rstrip('/')}/{name}:{tag}", True
+    # a missing record says "not published" or "not built"; a damaged one is an error
     if project is not None:
-        published = _json(project.build_dir / "publish" / f"{name}.json")
-        if published.get("repository") and published.get("digest"):
-            return f"{published['repository']}@{published['digest']}", True
-        built = _json(project.build_dir / "images" / f"{name}.json")
-        if built.get("platforms"):
+        if project.publish_record(name).is_file():
+            published = PublishRecord.load(project, name)
+            return f"{published.repository}@{published.digest}", True
+        if project.image_record(name).is_file() and ImageRecord.load(project, name).platforms:
             return "", False  # the caller picks the host platform's local build
     return f"{registry.rstrip('/')}/{name}:latest", True
 
 
-def _json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def local_build(project: Project, name: str, platform: str) -> str:
-    platforms = _json(project.build_dir / "images" / f"{name}.json").get("platforms", {})
-    for entry in platforms.values():
-        if entry.get("oci_platform") == platform:
-            return entry["ref"]
+    for entry in ImageRecord.load(project, name).platforms.values():
+        if entry.oci_platform == platform:
+            return entry.ref
     raise RunError(
         f"{name} has no {platform} image (run: scistacks build {name} --platform {platform})",
-        file=project.relative(project.build_dir / "images" / f"{name}.json"),
+        file=project.relative(project.image_record(name)),
     )
 
 

@@ -8,7 +8,8 @@ folder of its own, damages it, runs ``python -m builder --root DIR ...`` and ass
 - every file of the project byte-identical afterwards (a failed command writes nothing).
 
 Cases run side by side in subprocesses (one session fixture runs the selected ones), so
-the whole corpus takes seconds. Families: spec, env, lock, hub, yanked, pyproject, cli.
+the whole corpus takes seconds. Families: spec, env, lock, hub, yanked, pyproject, record
+(the stage records in build/), cli.
 """
 
 from __future__ import annotations
@@ -587,6 +588,63 @@ CASES = [
         ["channel-map", "not a folder"],
         files={"pyproject.toml": TOML.replace("distributions/demo/channel", "no/such/folder")},
     ),
+    # ------------------------------------------------------------ stage records (build/)
+    Case(
+        "record/runner-image-record-truncated",
+        ["collect", "run"],
+        ["run/build/images/demo.json", "not valid JSON", "scistacks build demo"],
+        files={"run/build/images/demo.json": '{"distribution": "demo", "platforms": {'},
+    ),
+    Case(
+        "record/image-record-unknown-version",
+        ["collect", "run"],
+        ["build/images/demo.json: version", "unknown version 2"],
+        files={
+            "build/images/demo.json": '{"version": 2, "distribution": "demo"}',
+            "run/build/images/demo.json": "{}",
+        },
+    ),
+    Case(
+        "record/runner-smoke-results-wrong-type",
+        ["collect", "run"],
+        ["run/build/smoke/demo/results.json: passed", "valid boolean"],
+        files={
+            "run/build/smoke/demo/results.json": (
+                '{"distribution": "demo", "passed": "yes", "lock_hash": null, "duration": 1,'
+                ' "platforms": {}}'
+            )
+        },
+    ),
+    Case(
+        "record/publish-record-truncated",
+        ["profiles", "--registry", REG, "--digest", "demo"],
+        ["build/publish/demo.json", "not valid JSON", "scistacks publish demo"],
+        files={"build/publish/demo.json": '{"distribution": "demo", "digest": "sha'},
+    ),
+    Case(
+        "record/publish-record-wrong-type",
+        ["profiles", "--registry", REG, "demo"],
+        ["build/publish/demo.json: digest", "valid string"],
+        files={
+            "build/publish/demo.json": (
+                '{"distribution": "demo", "repository": "localhost:1/scistacks/demo", "digest": 5,'
+                ' "lock_hash": "0", "immutable": [], "mutable": [], "platforms": {},'
+                ' "artifacts": {}, "signed": {}}'
+            )
+        },
+    ),
+    Case(
+        "record/publish-record-missing-field",
+        ["profiles", "--registry", REG, "--attach", "demo"],
+        ["build/publish/demo.json: repository", "required field is missing"],
+        files={"build/publish/demo.json": f'{{"distribution": "demo", "digest": "{DIGEST}"}}'},
+    ),
+    Case(
+        "record/publish-record-of-another-distribution",
+        ["profiles", "--registry", REG, "--digest", "demo"],
+        ["build/publish/demo.json: distribution", "'other'"],
+        files={"build/publish/demo.json": '{"distribution": "other"}'},
+    ),
     # ------------------------------------------------------------ CLI arguments
     Case(
         "cli/collect-missing-folder", ["collect", "no-such-run"], ["no-such-run", "no such folder"]
@@ -708,7 +766,7 @@ def outcomes(request, tmp_path_factory) -> dict[str, Outcome]:
 def test_the_corpus_is_big_and_covers_every_family():
     assert len(CASES) >= 60
     assert len({c.id for c in CASES}) == len(CASES)
-    assert {"spec", "env", "lock", "hub", "yanked", "pyproject", "cli"} == FAMILIES
+    assert {"spec", "env", "lock", "hub", "yanked", "pyproject", "record", "cli"} == FAMILIES
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])

@@ -8,7 +8,6 @@ as KubeSpawner's own tests do: no Kubernetes API) and applied through
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import shutil
 import threading
@@ -22,6 +21,7 @@ from conftest import free_port, run_scistacks
 from builder.lock import read_lock
 from builder.project import Project
 from builder.publish.tags import content_tag
+from builder.records import PublishRecord
 
 kubespawner = pytest.importorskip("kubespawner")
 
@@ -53,17 +53,20 @@ def _tag(name: str, root: Path = REPO_ROOT) -> str:
 
 def _publish_record(root: Path, name: str, namespace: str = REGISTRY, **extra) -> Path:
     """``build/publish/NAME.json`` as publish writes it for the committed lock."""
-    record = root / "build" / "publish" / f"{name}.json"
-    record.parent.mkdir(parents=True, exist_ok=True)
+    project = Project.at(root)
     data = {
         "distribution": name,
         "repository": f"{namespace}/{name}",
         "digest": "sha256:" + "cd" * 32,
-        "lock_hash": read_lock(Project.at(root), name).lock_hash(),
+        "lock_hash": read_lock(project, name).lock_hash(),
         "immutable": [_tag(name, root)],
+        "mutable": ["latest"],
+        "platforms": {"linux/amd64": "sha256:" + "ef" * 32},
+        "artifacts": {},
+        "signed": {},
     }
-    record.write_text(json.dumps(data | extra))
-    return record
+    PublishRecord(**(data | extra)).save(project)
+    return project.publish_record(name)
 
 
 def _copy(root: Path, published: bool = True) -> Path:

@@ -16,7 +16,9 @@ from image.conftest import demo_images, demo_project  # noqa: F401  (fixtures)
 from image.demo_support import scistacks
 
 from builder import run
+from builder.errors import RecordError
 from builder.project import Project
+from builder.records import ImageRecord, PlatformImage, PublishRecord, StageRecord
 
 # ---------------------------------------------------------------- pure rules
 
@@ -102,14 +104,12 @@ def test_a_folder_uid_1000_may_write_to_gets_no_acl(tmp_path):
     assert run._read_acl(work) == []
 
 
-def _project(tmp_path: Path, publish: dict | None = None, images: dict | None = None) -> Project:
+def _project(tmp_path: Path, *records: StageRecord) -> Project:
     (tmp_path / "distributions").mkdir(parents=True)
-    for stage, data in (("publish", publish), ("images", images)):
-        if data is not None:
-            path = tmp_path / "build" / stage / "demo.json"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(data))
-    return Project(tmp_path)
+    project = Project(tmp_path)
+    for record in records:
+        record.save(project)
+    return project
 
 
 def test_resolve_prefers_tag_then_publish_record_then_local_build(tmp_path):
@@ -121,18 +121,38 @@ def test_resolve_prefers_tag_then_publish_record_then_local_build(tmp_path):
     assert run.resolve_image(None, "quay.io/x/y@sha256:ab", reg) == ("quay.io/x/y@sha256:ab", True)
     assert run.resolve_image(None, "demo", reg) == ("ghcr.io/org/demo:latest", True)
     digest = "sha256:" + "1" * 64
-    published = _project(
-        tmp_path / "a", publish={"repository": "localhost:5000/ns/demo", "digest": digest}
+    record = PublishRecord(
+        distribution="demo",
+        repository="localhost:5000/ns/demo",
+        digest=digest,
+        lock_hash="0" * 64,
+        immutable=["lock-000000000000"],
+        mutable=["latest"],
+        platforms={"linux/amd64": digest},
+        artifacts={},
+        signed={},
     )
+    published = _project(tmp_path / "a", record)
     assert run.resolve_image(published, "demo", reg) == (f"localhost:5000/ns/demo@{digest}", True)
+    image = PlatformImage(
+        oci_platform="linux/amd64",
+        ref="scistacks/d:1",
+        image_id=digest,
+        lock_hash="1" * 64,
+        engine="native",
+    )
     built = _project(
         tmp_path / "b",
-        images={"platforms": {"linux-64": {"oci_platform": "linux/amd64", "ref": "scistacks/d:1"}}},
+        ImageRecord(distribution="demo", lock_hash="0" * 64, platforms={"linux-64": image}),
     )
     assert run.resolve_image(built, "demo", reg) == ("", False)
     assert run.local_build(built, "demo", "linux/amd64") == "scistacks/d:1"
     with pytest.raises(run.RunError, match="no linux/arm64 image"):
         run.local_build(built, "demo", "linux/arm64")
+    # a damaged record is an error, never a silent fall back to another image
+    published.publish_record("demo").write_text('{"repository": "x"')
+    with pytest.raises(RecordError, match=r"build/publish/demo\.json: not valid JSON"):
+        run.resolve_image(published, "demo", reg)
 
 
 def test_docker_argv_publishes_on_loopback_and_keeps_the_token_out_of_argv(tmp_path):

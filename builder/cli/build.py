@@ -16,6 +16,7 @@ from builder.cli.common import (
     platforms_option,
 )
 from builder.errors import ScistacksError
+from builder.project import Project
 
 
 @click.command("context")
@@ -144,19 +145,18 @@ def collect_cmd(ctx: Context, runs):
         if not (run / "build").is_dir():
             raise ScistacksError("not a runner's output: no build/ folder in it", file=run)
     found = False
+    checkouts = [Project(r.resolve()) for r in runs]  # each runner's build/ is a project's
     for name in ctx.project.distribution_names():
-        records = [r / "build" / "images" / f"{name}.json" for r in runs]
-        records = [p for p in records if p.is_file()]
-        results = [r / "build" / "smoke" / name for r in runs]
-        results = [d for d in results if (d / "results.json").is_file()]
+        records = [c.image_record(name) for c in checkouts if c.image_record(name).is_file()]
+        results = [c.results_dir(name) for c in checkouts if c.smoke_results(name).is_file()]
         found = found or bool(records or results)
         if records:
-            merged = merge_records(ctx.project, name, records)
-            click.echo(f"{name}: images for {', '.join(merged['platforms'])}")
+            images = merge_records(ctx.project, name, records)
+            click.echo(f"{name}: images for {', '.join(images.platforms)}")
         if results:
-            merged = merge_results(ctx.project, name, results)
-            state = "passed" if merged["passed"] else "FAILED"
-            click.echo(f"{name}: smoke {state} on {', '.join(merged['platforms'])}")
+            smoke = merge_results(ctx.project, name, results)
+            state = "passed" if smoke.passed else "FAILED"
+            click.echo(f"{name}: smoke {state} on {', '.join(smoke.platforms)}")
     if not found:
         raise ScistacksError(
             "nothing to collect: no build/images/NAME.json or build/smoke/NAME/results.json "

@@ -57,11 +57,9 @@ def profiles_cmd(ctx: Context, names, registry, fmt, digest, output, attach, all
     from builder.profiles import generate
 
     if attach:
-        from builder.publish import record_path
-
         for name in ctx.catalog.select(list(names)):
             # without names: the distributions published from here (CI publishes what changed)
-            if names or record_path(ctx.project, name).is_file():
+            if names or ctx.project.publish_record(name).is_file():
                 attach_to_image(ctx.project, ctx.catalog, name, echo=echo_err)
     text = generate(
         ctx.project,

@@ -12,11 +12,12 @@ A platform whose image already exists with the same platform lock hash and engin
 skipped, unless ``rebuild``. The record file lists what is there now, for ``smoke`` and
 ``publish``.
 
-The run is ``builder.image.stage``, the record ``builder.image.record``.
+The run is ``builder.image.stage``; the record is ``builder.records.ImageRecord``, written
+and merged by ``builder.image.record``.
 """
 
 from builder.image.engine import ENGINES, BuildJob, Engine
-from builder.image.record import merge_records, read_record, record_path
+from builder.image.record import merge_records
 from builder.image.stage import BuiltImage, arch_of, build, image_ref
 
 __all__ = [
@@ -28,6 +29,4 @@ __all__ = [
     "build",
     "image_ref",
     "merge_records",
-    "read_record",
-    "record_path",
 ]

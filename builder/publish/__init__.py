@@ -10,7 +10,7 @@ from builder.publish.push import (
     publish,
     target,
 )
-from builder.publish.record import Published, record_path, smoke_is_current
+from builder.publish.record import Published, smoke_is_current
 from builder.publish.sbom import sbom_json
 from builder.publish.tags import TagSet
 
@@ -23,7 +23,6 @@ __all__ = [
     "TagSet",
     "already_published",
     "publish",
-    "record_path",
     "sbom_json",
     "smoke_is_current",
     "target",

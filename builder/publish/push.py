@@ -17,7 +17,6 @@ immutable and the mutable tags of step 4 (see builder/publish/signing.py for why
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 import shutil
@@ -30,9 +29,10 @@ from builder.errors import PublishError
 from builder.image import labels as oci_labels
 from builder.lock.model import LockedDistribution
 from builder.project import Project, oci_platform
-from builder.publish.record import Published, previous_record, require_smoke_passed, write_record
+from builder.publish.record import Published, previous_record, require_smoke_passed
 from builder.publish.sbom import sbom_json
 from builder.publish.tags import TagContext, content_tag, tags_for
+from builder.records import ImageRecord, PlatformImage
 from builder.registry import Reference, Registry
 
 DEFAULT_REGISTRY = "localhost:5000/scistacks"
@@ -54,10 +54,11 @@ def _docker_image_id(ref: str) -> str | None:
     return proc.stdout.strip() if proc.returncode == 0 else None
 
 
-def verified_images(project: Project, catalog, name: str) -> tuple[LockedDistribution, dict]:
+def verified_images(
+    project: Project, catalog, name: str
+) -> tuple[LockedDistribution, dict[str, PlatformImage]]:
     """The lock and the record's per-platform images, once every check passes."""
     from builder import lock as locking
-    from builder.image import read_record
 
     stale = locking.check(project, catalog, [name])
     if stale:
@@ -65,26 +66,26 @@ def verified_images(project: Project, catalog, name: str) -> tuple[LockedDistrib
     locked = locking.read_lock(project, name)
     dist = catalog.get(name)
     platforms = [p for p in dist.platforms if p.startswith("linux-")]
-    record = read_record(project, name)
-    record_file = project.relative(project.build_dir / "images" / f"{name}.json")
-    if record.get("lock_hash") != locked.lock_hash():
+    record = ImageRecord.load(project, name)
+    record_file = project.relative(project.image_record(name))
+    if record.lock_hash != locked.lock_hash():
         raise PublishError(
             f"images were built from another lock (run: scistacks build {name})", file=record_file
         )
-    images = record.get("platforms", {})
+    images = record.platforms
     for plat in platforms:
         entry = images.get(plat)
-        if not entry:
+        if entry is None:
             raise PublishError(
                 f"no {oci_platform(plat)} image built (run: scistacks build {name} "
                 f"--platform {oci_platform(plat)})",
                 file=record_file,
             )
-        current = _docker_image_id(entry["ref"])
-        if current != entry["image_id"]:
+        current = _docker_image_id(entry.ref)
+        if current != entry.image_id:
             now = f"is now {current[:19]}" if current else "is gone"
             raise PublishError(
-                f"{entry['ref']} {now}, not the recorded {entry['image_id'][:19]} "
+                f"{entry.ref} {now}, not the recorded {entry.image_id[:19]} "
                 f"(run: scistacks build {name})",
                 file=record_file,
             )
@@ -187,7 +188,7 @@ def publish(
         if (
             tag in existing
             and (client.config_labels(repo, tag) or {}).get(oci_labels.PLATFORM_LOCK_HASH)
-            != images[plat]["lock_hash"]
+            != images[plat].lock_hash
         ):
             raise PublishError(f"{ref.with_tag(tag)} exists with other content, not replacing")
     if index is None:
@@ -202,7 +203,7 @@ def publish(
         for plat, entry in images.items():
             dest = str(ref.with_tag(arch_tags[plat]))
             started = time.monotonic()
-            _run(["docker", "tag", entry["ref"], dest], f"cannot tag {entry['ref']}")
+            _run(["docker", "tag", entry.ref, dest], f"cannot tag {entry.ref}")
             _run(["docker", "push", "--quiet", dest], f"cannot push {dest}")
             echo(f"pushed {dest} in {time.monotonic() - started:.0f}s")
         _run(
@@ -247,17 +248,17 @@ def publish(
         )
 
     result = Published(
-        name,
-        f"{ref.host}/{repo}",
-        digest,
-        full_hash,
-        immutable,
-        list(tagset.mutable),
-        dict(sorted(platforms.items())),
-        artifacts,
-        signed,
+        distribution=name,
+        repository=f"{ref.host}/{repo}",
+        digest=digest,
+        lock_hash=full_hash,
+        immutable=immutable,
+        mutable=list(tagset.mutable),
+        platforms=dict(sorted(platforms.items())),
+        artifacts=artifacts,
+        signed=signed,
     )
-    write_record(project, result)
+    result.save(project)
     return result
 
 
@@ -283,7 +284,7 @@ def already_published(project: Project, name: str, registry: str) -> Published |
     digest = index[2]
     previous = previous_record(project, name)
     if previous and previous.digest == digest and previous.repository == f"{ref.host}/{repo}":
-        return dataclasses.replace(previous, unchanged=True)
+        return previous.model_copy(update={"unchanged": True})
     # no record of it here: rebuild one from the registry (the newest dates, the artifacts)
     platforms = {
         f"{e['platform']['os']}/{e['platform']['architecture']}": e["digest"]
@@ -294,17 +295,18 @@ def already_published(project: Project, name: str, registry: str) -> Published |
     immutable = [content] + [t for t in dates if client.manifest(repo, t)[2] == digest]
     artifacts = {e.get("artifactType"): e["digest"] for e in client.referrers(repo, digest)}
     found = Published(
-        name,
-        f"{ref.host}/{repo}",
-        digest,
-        locked.lock_hash(),
-        immutable,
-        ["latest"],
-        dict(sorted(platforms.items())),
-        dict(sorted(artifacts.items())),
+        distribution=name,
+        repository=f"{ref.host}/{repo}",
+        digest=digest,
+        lock_hash=locked.lock_hash(),
+        immutable=immutable,
+        mutable=["latest"],
+        platforms=dict(sorted(platforms.items())),
+        artifacts=dict(sorted(artifacts.items())),
+        signed={},
     )
-    write_record(project, found)
-    return dataclasses.replace(found, unchanged=True)
+    found.save(project)
+    return found.model_copy(update={"unchanged": True})
 
 
 CALVER_RE = re.compile(r"\d{4}\.\d{2}\.\d{2}(-\d+)?")

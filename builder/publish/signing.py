@@ -78,7 +78,6 @@ def _record(ready: Ready, digest: str, platforms: dict[str, str]) -> dict:
 def ensure_signed(project, published, ready: Ready, echo: Callable[[str], None] = lambda _: None):
     """An unchanged release, signed by ``ready`` (signing it now if it is not yet)."""
     from builder import lock as locking
-    from builder.publish.record import write_record
     from builder.publish.sbom import sbom_json
 
     wanted = _record(ready, published.digest, published.platforms)
@@ -89,9 +88,9 @@ def ensure_signed(project, published, ready: Ready, echo: Callable[[str], None] 
     else:
         sbom = sbom_json(locking.read_lock(project, published.distribution)).encode()
         sign_release(ready, published.repository, published.digest, published.platforms, sbom, echo)
-    done = dataclasses.replace(published, signed=wanted, unchanged=False)
-    write_record(project, done)
-    return dataclasses.replace(done, unchanged=True)
+    done = published.model_copy(update={"signed": wanted, "unchanged": False})
+    done.save(project)
+    return done.model_copy(update={"unchanged": True})
 
 
 def _signed_already(ready: Ready, published) -> bool:

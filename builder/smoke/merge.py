@@ -4,39 +4,38 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from pathlib import Path
 
 from builder.errors import SmokeError
 from builder.fsutil import write_atomic
-from builder.project import Project
+from builder.project import SMOKE_RESULTS, Project
+from builder.records import SmokeResults
 
 
-def merge_results(project: Project, name: str, others: Iterable[Path]) -> dict:
+def merge_results(project: Project, name: str, others: Iterable[Path]) -> SmokeResults:
     """Join smoke results written on other machines (one CI runner per platform) into
     ``build/smoke/NAME/``: results.json per platform, summary.md and junit.xml joined."""
     results_dir = project.results_dir(name)
-    dirs = ([results_dir] if (results_dir / "results.json").is_file() else []) + [
+    dirs = ([results_dir] if project.smoke_results(name).is_file() else []) + [
         Path(d) for d in others
     ]
-    merged: dict | None = None
+    merged: SmokeResults | None = None
     summaries: list[str] = []
     suites: list[ET.Element] = []
     for d in dirs:
-        shown = project.relative(d / "results.json")
-        try:
-            data = json.loads((d / "results.json").read_text())
-            platforms = dict(data["platforms"])
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            raise SmokeError("not smoke results (results.json)", file=shown) from None
+        results = SmokeResults.load(project, name, path=d / SMOKE_RESULTS)
         if merged is None:
-            merged = {**data, "platforms": {}}
-        elif data.get("lock_hash") != merged.get("lock_hash"):
-            raise SmokeError("results of another lock", file=shown, field="lock_hash")
-        merged["platforms"].update(platforms)
-        merged["duration"] = max(merged.get("duration") or 0, data.get("duration") or 0)
+            merged = results.model_copy(update={"platforms": {}})
+        elif results.lock_hash != merged.lock_hash:
+            raise SmokeError(
+                "results of another lock",
+                file=project.relative(d / SMOKE_RESULTS),
+                field="lock_hash",
+            )
+        merged.platforms.update(results.platforms)
+        merged.duration = max(merged.duration, results.duration)
         summary = (d / "summary.md").read_text() if (d / "summary.md").is_file() else ""
         summaries.append(summary[summary.find("\n## ") + 1 :] if "\n## " in summary else "")
         # results.json is what publish reads; a missing or broken report is not fatal
@@ -44,13 +43,13 @@ def merge_results(project: Project, name: str, others: Iterable[Path]) -> dict:
             suites += list(ET.parse(d / "junit.xml").getroot())
     if merged is None:
         raise SmokeError(f"no smoke results to merge for {name}")
-    merged["passed"] = all(e.get("passed") for e in merged["platforms"].values())
-    verdict = "passed" if merged["passed"] else "FAILED"
-    header = f"# Smoke tests: {name}\n\n**{verdict}** on {len(merged['platforms'])} platforms\n\n"
+    merged.passed = all(e.passed for e in merged.platforms.values())
+    verdict = "passed" if merged.passed else "FAILED"
+    header = f"# Smoke tests: {name}\n\n**{verdict}** on {len(merged.platforms)} platforms\n\n"
     root = ET.Element("testsuites", name=f"scistacks smoke {name}")
     for suite in {s.get("name"): s for s in suites}.values():  # a platform's latest run
         root.append(suite)
     write_atomic(results_dir / "junit.xml", ET.tostring(root, encoding="unicode") + "\n")
     write_atomic(results_dir / "summary.md", header + "".join(summaries))
-    write_atomic(results_dir / "results.json", json.dumps(merged, indent=2) + "\n")
+    merged.save(project)
     return merged

@@ -4,14 +4,14 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from builder.fsutil import write_atomic
-from builder.project import oci_platform
+from builder.project import SMOKE_RESULTS, Project, oci_platform
+from builder.records import CheckResult, NotebookResult, PlatformResults, SmokeResults
 from builder.smoke.results import Check, SmokeReport, Target, clean
 
 
@@ -30,7 +30,7 @@ def _collect_logs(work: Path, outputs: Path, targets: list[Target]) -> None:
                             fh.write(part.read_bytes())
 
 
-def publish_results(report: SmokeReport, work: Path, outputs: Path) -> None:
+def publish_results(project: Project, report: SmokeReport, work: Path, outputs: Path) -> None:
     """outputs/ swapped in whole, then junit.xml, summary.md and results.json (last: it
     is what publish reads), each written atomically."""
     results_dir = report.results_dir
@@ -44,7 +44,7 @@ def publish_results(report: SmokeReport, work: Path, outputs: Path) -> None:
         shutil.rmtree(work, ignore_errors=True)
     write_atomic(results_dir / "junit.xml", junit_xml(report))
     write_atomic(results_dir / "summary.md", summary_markdown(report))
-    write_atomic(results_dir / "results.json", json.dumps(results_json(report), indent=2) + "\n")
+    results_record(report).save(project, path=results_dir / SMOKE_RESULTS)
 
 
 def _testcase_name(check: Check) -> str:
@@ -200,32 +200,32 @@ def summary_markdown(report: SmokeReport) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def results_json(report: SmokeReport) -> dict:
+def results_record(report: SmokeReport) -> SmokeResults:
     platforms = {}
     for target in report.targets:
         checks = report.platform_checks(target.platform)
-        platforms[target.platform] = {
-            "oci_platform": target.oci_platform,
-            "passed": report.platform_passed(target.platform),
-            "ref": target.ref,
-            "image_id": target.image_id,
-            "lock_hash": target.lock_hash,
-            "problem": target.problem,
-            "duration": round(report.wall.get(target.platform, 0.0), 3),
-            "container_seconds": round(sum(c.duration for c in checks if c.kind != "import"), 3),
-            "failed": [_testcase_name(c) for c in checks if c.failed],
-            "notebooks": {
-                c.name: {"passed": not c.failed, "duration": round(c.duration, 3)}
+        platforms[target.platform] = PlatformResults(
+            oci_platform=target.oci_platform,
+            passed=report.platform_passed(target.platform),
+            ref=target.ref,
+            image_id=target.image_id,
+            lock_hash=target.lock_hash,
+            problem=target.problem,
+            duration=round(report.wall.get(target.platform, 0.0), 3),
+            container_seconds=round(sum(c.duration for c in checks if c.kind != "import"), 3),
+            failed=[_testcase_name(c) for c in checks if c.failed],
+            notebooks={
+                c.name: NotebookResult(passed=not c.failed, duration=round(c.duration, 3))
                 for c in checks
                 if c.kind == "notebook"
             },
-            "imports": report.imports.get(target.platform),
-            "checks": [c.to_dict() for c in checks],
-        }
-    return {
-        "distribution": report.distribution,
-        "passed": report.passed,
-        "lock_hash": report.lock_hash,
-        "duration": round(report.duration, 3),
-        "platforms": platforms,
-    }
+            imports=report.imports.get(target.platform),
+            checks=[CheckResult.model_validate(c.to_dict()) for c in checks],
+        )
+    return SmokeResults(
+        distribution=report.distribution,
+        passed=report.passed,
+        lock_hash=report.lock_hash,
+        duration=round(report.duration, 3),
+        platforms=platforms,
+    )

@@ -5,7 +5,6 @@ container of the run."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -17,9 +16,10 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder.errors import SmokeError
+from builder.errors import RecordError, SmokeError
 from builder.image import docker
-from builder.project import Project, oci_platform
+from builder.project import SMOKE_RESULTS, Project, oci_platform
+from builder.records import SmokeResults
 from builder.smoke.containers import Containers
 from builder.smoke.hub import HUB_CHECKS, run_hub_checks
 from builder.smoke.imports import run_imports
@@ -40,19 +40,21 @@ class _Task:
     run: Callable[[], list[Check]]
 
 
-def _previous_durations(results_dir: Path) -> dict[tuple[str, str, str], float]:
+def _previous_durations(
+    project: Project, name: str, results_dir: Path
+) -> dict[tuple[str, str, str], float]:
     """Last run's durations: the longest checks start first, so the run ends sooner."""
     try:
-        data = json.loads((results_dir / "results.json").read_text())
-        found = {}
-        for plat, entry in data["platforms"].items():
-            for c in entry.get("checks", []):
-                found[plat, c["kind"], c["name"]] = float(c["duration"])
-            if (entry.get("imports") or {}).get("container_seconds") is not None:
-                found[plat, "imports", "imports"] = float(entry["imports"]["container_seconds"])
-        return found
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return {}
+        results = SmokeResults.load(project, name, path=results_dir / SMOKE_RESULTS)
+    except RecordError:
+        return {}  # none, or damaged: this run writes them anew
+    found = {}
+    for plat, entry in results.platforms.items():
+        for c in entry.checks:
+            found[plat, c.kind, c.name] = c.duration
+        if entry.imports is not None:
+            found[plat, "imports", "imports"] = entry.imports.container_seconds
+    return found
 
 
 def _notebook_output(nb: NotebookRef) -> str:
@@ -80,7 +82,7 @@ def smoke(
     targets, lock_hash = resolve_targets(project, dist, platforms, images)
     results_dir = Path(results_dir or project.results_dir(name)).resolve()
     jobs = max(1, jobs or os.cpu_count() or 1)
-    previous = _previous_durations(results_dir)
+    previous = _previous_durations(project, name, results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
     work = results_dir / f".run-{uuid.uuid4().hex[:8]}"  # scratch, inside: renames stay atomic
     outputs = work / "outputs"
@@ -160,7 +162,7 @@ def smoke(
     report = SmokeReport(
         name, targets, checks, results_dir, time.monotonic() - started, lock_hash, imports, wall
     )
-    publish_results(report, work, outputs)
+    publish_results(project, report, work, outputs)
     return report
 
 

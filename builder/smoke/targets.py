@@ -6,7 +6,7 @@ from __future__ import annotations
 import platform as host
 from collections.abc import Iterable, Sequence
 
-from builder.errors import ScistacksError, SmokeError
+from builder.errors import RecordError, SmokeError
 from builder.image import docker
 from builder.project import OCI_PLATFORMS, Project, conda_platform, oci_platform
 from builder.smoke.results import Target
@@ -95,7 +95,7 @@ def resolve_targets(
                 _describe(target, image)
         return targets, None
 
-    from builder.image import read_record, record_path
+    from builder.records import ImageRecord
 
     linux = [p for p in dist.platforms if p in OCI_PLATFORMS]
     for plat in wanted:
@@ -108,37 +108,34 @@ def resolve_targets(
     if not wanted:
         raise SmokeError(f"{dist.name} has no linux platform, so no image to test")
     try:
-        record = read_record(project, dist.name)
-    except ScistacksError as exc:
+        record = ImageRecord.load(project, dist.name)
+    except RecordError as exc:
+        if project.image_record(dist.name).exists():
+            raise  # damaged: rebuilding is the fix
         raise SmokeError(exc.message + " (or pass --image REF)", file=exc.file) from None
-    record_file = project.relative(record_path(project, dist.name))
-    entries = record.get("platforms") if isinstance(record, dict) else None
-    if not isinstance(entries, dict):
-        raise SmokeError("no 'platforms' in the image record", file=record_file)
+    record_file = project.relative(project.image_record(dist.name))
     targets = []
     for plat in wanted:
-        entry = entries.get(plat) if isinstance(entries.get(plat), dict) else {}
-        target = Target(plat, oci_platform(plat), entry.get("ref"))
-        if not entry.get("ref"):
+        entry = record.platforms.get(plat)
+        target = Target(plat, oci_platform(plat), entry.ref if entry else None)
+        if entry is None:
             target.problem = (
                 f"no {target.oci_platform} image in {record_file} "
                 f"(build it: scistacks build {dist.name} --platform {target.oci_platform})"
             )
             targets.append(target)
             continue
-        target.lock_hash = entry.get("lock_hash")
-        image = _inspect(entry["ref"])
+        target.lock_hash = entry.lock_hash
+        image = _inspect(entry.ref)
         if image is None:
-            target.problem = f"image {entry['ref']} of {record_file} not found locally"
+            target.problem = f"image {entry.ref} of {record_file} not found locally"
         else:
             _describe(target, image)
-            recorded = entry.get("image_id")
-            if not target.problem and recorded and recorded != target.image_id:
+            if not target.problem and entry.image_id != target.image_id:
                 # never test one image and report another: publish trusts these results
                 target.problem = (
-                    f"{entry['ref']} is now {target.image_id[:19]}, not {recorded[:19]} as "
+                    f"{entry.ref} is now {target.image_id[:19]}, not {entry.image_id[:19]} as "
                     f"{record_file} says (rebuild: scistacks build {dist.name})"
                 )
         targets.append(target)
-    lock_hash = record.get("lock_hash") if isinstance(record, dict) else None
-    return targets, lock_hash
+    return targets, record.lock_hash

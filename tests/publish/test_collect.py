@@ -12,6 +12,8 @@ from docker_support import REGISTRY
 from image.demo_support import scistacks
 from publish.conftest import namespace
 
+from builder.project import Project
+from builder.records import ImageRecord, PlatformImage
 from builder.registry import Registry
 
 SPLIT = {"linux-64": "amd64-runner", "linux-aarch64": "arm64-runner"}
@@ -68,9 +70,11 @@ def test_collected_runner_outputs_publish_both_platforms(smoked, tmp_path):
 def test_collect_refuses_a_runner_of_another_lock_in_one_line(demo_project, tmp_path):
     project = _publisher(demo_project, tmp_path / "publisher")
     run = tmp_path / "run"
-    (run / "build" / "images").mkdir(parents=True)
-    (run / "build" / "images" / "demo.json").write_text(
-        json.dumps({"lock_hash": "0" * 64, "platforms": {"linux-64": {"image_id": "sha256:1"}}})
+    image = PlatformImage(
+        oci_platform="linux/amd64", ref="d:1", image_id="sha256:1", lock_hash="1", engine="native"
+    )
+    ImageRecord(distribution="demo", lock_hash="0" * 64, platforms={"linux-64": image}).save(
+        Project(run)
     )
     proc = scistacks(project, "collect", str(run))
     assert proc.returncode == 1
