@@ -22,7 +22,7 @@ def tests(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     session.install("ruff")
     session.run("ruff", "check", ".")
-    session.run("ruff", "format", "--check", "builder", "noxfile.py")
+    session.run("ruff", "format", "--check", "builder", "devtools", "noxfile.py")
 
 
 @nox.session

@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 import yaml  # noqa: E402
 
-from builder.channel import build_package, index_channel  # noqa: E402
+from devtools.conda_channel import build_package, index_channel  # noqa: E402
 
 SRC = ROOT / "distributions" / "demo" / "channel-src"
 OUT = ROOT / "distributions" / "demo" / "channel"

@@ -1,4 +1,4 @@
-"""builder.channel: reproducible conda packages and channels, and the bundled demo channel."""
+"""devtools/conda_channel.py: reproducible conda packages and channels; the bundled demo channel."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pytest
 import rattler
 import yaml
 
-from builder.channel import FIXED_EPOCH, build_package, index_channel
+from devtools.conda_channel import DEFAULT_EPOCH, build_package, index_channel
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "distributions" / "demo"
@@ -98,7 +98,7 @@ def test_package_layout_and_metadata(tmp_path):
     ]  # fmt: skip
     for m in members:
         assert m.isfile()
-        assert (m.mtime, m.uid, m.gid, m.uname, m.gname) == (FIXED_EPOCH, 0, 0, "", "")
+        assert (m.mtime, m.uid, m.gid, m.uname, m.gname) == (DEFAULT_EPOCH, 0, 0, "", "")
     modes = {m.name: m.mode for m in members}
     assert modes["bin/tiny-tool"] == 0o755
     assert modes["etc/tiny-tool.conf"] == 0o600
@@ -108,7 +108,7 @@ def test_package_layout_and_metadata(tmp_path):
     assert index == {
         "name": "tiny-tool", "version": "0.1.0", "build": "h64_0", "build_number": 0,
         "subdir": "linux-64", "platform": "linux", "arch": "x86_64", "depends": ["tiny-lib"],
-        "license": "BSD-3-Clause", "timestamp": FIXED_EPOCH * 1000,
+        "license": "BSD-3-Clause", "timestamp": DEFAULT_EPOCH * 1000,
     }  # fmt: skip
     paths = json.loads(_read(path, "info/paths.json"))
     assert paths["paths_version"] == 1
@@ -164,7 +164,7 @@ def test_index_is_deterministic_and_complete(tmp_path):
         assert data["info"]["subdir"] == subdir
         for record in data["packages"].values():
             assert "indexed_timestamp" not in record  # the indexer's wall clock
-            assert record["timestamp"] == FIXED_EPOCH * 1000
+            assert record["timestamp"] == DEFAULT_EPOCH * 1000
     # reindexing the same folder gives the same bytes too
     before = (one / "noarch" / "repodata.json").read_bytes()
     index_channel(one)

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from image.demo_support import scistacks
 
-from builder.channel import build_package, index_channel
 from builder.image import link, native, normalise
 from builder.lock.model import LockedPackage
+from devtools.conda_channel import build_package, index_channel
 
 ENV = native.ENV_PREFIX
 

@@ -24,12 +24,12 @@ import pytest
 import rattler
 from image.demo_support import copy_demo_project, scistacks
 
-from builder.channel import build_package, index_channel
 from builder.errors import BuildError
 from builder.image import layers, native
 from builder.lock import ChannelMap, read_lock
 from builder.project import Project
 from builder.publish.tags import content_tag
+from devtools.conda_channel import build_package, index_channel
 
 ENV = "/srv/conda/envs/notebook"
 EPOCH = 1704067200
@@ -179,7 +179,7 @@ PLACEHOLDER = "/opt/anaconda1anaconda2anaconda3"
 
 
 def placeholder_package(channel: Path, subdir: str) -> Path:
-    """A package with a text prefix placeholder (builder.channel makes none)."""
+    """A package with a text prefix placeholder (devtools.conda_channel makes none)."""
     data = f"prefix={PLACEHOLDER}\n".encode()
     paths = {
         "paths": [

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.channel import build_package, index_channel
+from devtools.conda_channel import build_package, index_channel
 
 
 @pytest.fixture

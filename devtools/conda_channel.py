@@ -1,4 +1,5 @@
-"""Build real conda packages and index a conda channel, reproducibly.
+"""Build real conda packages and index a conda channel, reproducibly: a development tool,
+not shipped in the ``scistacks`` wheel.
 
 Used to regenerate the bundled demo channel (``scripts/build-demo-channel.py``) and by
 tests that need a channel with real package archives at run time.
@@ -28,8 +29,8 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-# 2024-01-01T00:00:00Z, the project's SOURCE_DATE_EPOCH (see scripts/setup-host.sh).
-FIXED_EPOCH = 1704067200
+from builder.image.layers import DEFAULT_EPOCH
+
 DEFAULT_SUBDIRS = ("noarch", "linux-64", "linux-aarch64")
 
 # conda subdir -> (platform, arch) as index.json spells them
@@ -108,7 +109,8 @@ def index_record(
         "build_number": build_number,
         "subdir": subdir,
         "depends": list(depends),
-        "timestamp": (FIXED_EPOCH if timestamp is None else timestamp) * 1000,  # ms, as conda-build
+        # milliseconds, as conda-build writes it
+        "timestamp": (DEFAULT_EPOCH if timestamp is None else timestamp) * 1000,
     }
     if platform:
         record["platform"] = platform
@@ -211,7 +213,7 @@ def build_package(
     if about:
         info["info/about.json"] = _json_bytes(about)
 
-    mtime = FIXED_EPOCH if timestamp is None else timestamp
+    mtime = DEFAULT_EPOCH if timestamp is None else timestamp
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as tar:
         for path in sorted(info):
