@@ -38,6 +38,17 @@ def _as_url(location: str, base: Path) -> str:
     return url if url.endswith("/") else url + "/"
 
 
+def read_pyproject(root: Path) -> dict:
+    """The project's pyproject.toml (empty when it has none); bad TOML is one line."""
+    pyproject = root / "pyproject.toml"
+    if not pyproject.is_file():
+        return {}
+    try:
+        return tomllib.loads(pyproject.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise LockError(f"invalid TOML: {exc}", file="pyproject.toml") from None
+
+
 @dataclass
 class ChannelMap:
     """canonical channel URL -> URL the repodata is read from."""
@@ -49,13 +60,8 @@ class ChannelMap:
         """Project config (``[tool.scistacks.channel-map]`` in pyproject.toml), then the
         ``SCISTACKS_CHANNEL_MAP`` variable, then ``--channel-map`` options; later wins."""
         mapping = cls()
-        pyproject = root / "pyproject.toml"
-        if pyproject.is_file():
-            try:
-                config = tomllib.loads(pyproject.read_text())
-            except tomllib.TOMLDecodeError as exc:
-                raise LockError(f"invalid TOML: {exc}", file="pyproject.toml") from None
-            table: object = config
+        if (root / "pyproject.toml").is_file():
+            table: object = read_pyproject(root)
             fields = {"tool": "tool", "scistacks": "tool.scistacks", "channel-map": "channel-map"}
             for key, shown_key in fields.items():
                 table = table.get(key, {})

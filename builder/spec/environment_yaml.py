@@ -3,8 +3,9 @@ turning one into a distribution with ``scistacks new``.
 
 Every file conda and conda-lock accept imports: conda's ``nodefaults`` pseudo-channel
 (dropped: a distribution lists its channels exactly), ``channel::package``,
-``name=version`` and ``name==version`` pins, ``pip:`` sections, conda-lock's
-``platforms:`` key and its ``# [linux64]`` selectors.
+``name=version`` and ``name==version`` pins, ``pip:`` sections (PEP 508 requirements;
+``python`` is added when the file lists none, since the lock targets the conda-locked
+Python), conda-lock's ``platforms:`` key and its ``# [linux64]`` selectors.
 
 An import is validated completely before anything is written, and every problem names the
 environment.yml (and its field), never the spec it would have become.
@@ -202,6 +203,12 @@ def _spec_from(env: EnvironmentFile, name: str, source: Path, parent, platforms)
         provided_pip = {p.lower() for p in parent.pip}
         pip = [(r, f) for r, f in pip if r.lower() not in provided_pip]
         provided_channels = list(parent.channels)
+    has_python = any(matchspec.package_name(d.spec) == "python" for d in deps) or (
+        parent is not None and ("python" in parent.direct_names or parent.pip_python)
+    )
+    if pip and not has_python:
+        # the PyPI packages are locked for the conda-locked Python: a pip section needs one
+        deps.append(Dependency("python", pip[0][1]))
     spec: dict = {"name": name, "description": f"Imported from {source.name}"}
     if parent is not None:
         spec["extends"] = parent.name

@@ -4,6 +4,8 @@ Rules (parent first, then child):
 - channels, apt, imports, notebooks, post_build and start scripts accumulate;
 - dependencies and pip accumulate by package name; a child may narrow a parent's spec
   (both constraints are kept for the solver) but never contradict it;
+- pip_python (the Python of PyPI packages when conda locks none) is inherited and may be
+  overridden;
 - platforms are inherited; a child may drop platforms, never add one its parent lacks;
 - virtual_packages and base_image are inherited and may be overridden;
 - name, description, hub and solve_group belong to the distribution itself.
@@ -16,10 +18,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from packaging.requirements import Requirement
-
 from builder.errors import SpecError
-from builder.spec import matchspec
+from builder.spec import matchspec, pep508
 from builder.spec.models import DEFAULT_PLATFORMS, DistributionSpec, Hub, Notebook
 
 
@@ -68,6 +68,11 @@ class Distribution:
         default_factory=dict, compare=False
     )  # constraint -> its field there, e.g. dependencies[2]
     own: DistributionSpec = field(repr=False, compare=False, default=None)
+    pip_python: str | None = None
+    pip_constraints: tuple[str, ...] = ()  # every pip requirement of the chain, for uv
+    pip_origins: dict[str, tuple[str, str]] = field(
+        default_factory=dict, compare=False
+    )  # pip requirement -> (the file that first declared it, its field there)
 
     @property
     def direct_names(self) -> tuple[str, ...]:
@@ -79,9 +84,9 @@ class Distribution:
             "channels": list(self.channels),
             "platforms": list(self.platforms),
             "constraints": sorted(self.constraints),
-            "pip": sorted(self.pip),
+            "pip": sorted(self.pip_constraints or self.pip),
             "virtual_packages": dict(sorted(self.virtual_packages.items())),
-        }
+        } | ({"pip_python": self.pip_python} if self.pip_python else {})
 
     def lock_inputs_hash(self) -> str:
         blob = json.dumps(self.lock_inputs(), sort_keys=True, separators=(",", ":"))
@@ -101,6 +106,8 @@ class Distribution:
             value = getattr(self, key)
             if value:
                 out[key] = list(value)
+        if self.pip_python:
+            out["pip_python"] = self.pip_python
         if self.virtual_packages:
             out["virtual_packages"] = dict(self.virtual_packages)
         if self.notebooks:
@@ -119,11 +126,27 @@ class Distribution:
         return out
 
 
-def _pip_name(req: str) -> str:
-    try:
-        return Requirement(req).name.lower().replace("_", "-")
-    except Exception:
-        return req
+def _refuse_contradiction(new: str, chain: list[str], owner_of, where, rules, what: str) -> None:
+    """``new`` may narrow each requirement of the chain on its package, never contradict
+    one, nor leave none satisfiable with all of them. ``rules``: a module with
+    ``compatible`` and ``compatible_all`` (matchspec for conda, pep508 for pip)."""
+    file, field = where
+    for c in chain:
+        if not rules.compatible(c, new):
+            raise SpecError(
+                f"{new!r} contradicts {c!r} from {owner_of(c)}; a child may narrow a "
+                f"parent's {what} but not contradict it",
+                file=file,
+                field=field,
+            )
+    if len(chain) > 1 and not rules.compatible_all([*chain, new]):
+        owners = sorted({owner_of(c) for c in chain})
+        raise SpecError(
+            f"{new!r} leaves no version that also satisfies "
+            f"{', '.join(repr(c) for c in chain)} (from {', '.join(owners)})",
+            file=file,
+            field=field,
+        )
 
 
 def merge(parent: Distribution | None, spec: DistributionSpec, spec_file: str) -> Distribution:
@@ -142,6 +165,9 @@ def merge(parent: Distribution | None, spec: DistributionSpec, spec_file: str) -
         constraint_fields: dict[str, str] = {}
         constraints: list[str] = []
         pip: dict[str, str] = {}
+        pip_constraints: list[str] = []
+        pip_origins: dict[str, tuple[str, str]] = {}
+        pip_python = spec.pip_python
         apt: list[str] = []
         virtual: dict[str, str] = {}
         notebooks: list[NotebookRef] = []
@@ -170,7 +196,10 @@ def merge(parent: Distribution | None, spec: DistributionSpec, spec_file: str) -
         constraint_origins = dict(parent.constraint_origins)
         constraint_fields = dict(parent.constraint_fields)
         constraints = list(parent.constraints)
-        pip = {_pip_name(r): r for r in parent.pip}
+        pip = {pep508.name(r): r for r in parent.pip}
+        pip_constraints = list(parent.pip_constraints)
+        pip_origins = dict(parent.pip_origins)
+        pip_python = spec.pip_python or parent.pip_python
         apt = list(parent.apt)
         virtual = dict(parent.virtual_packages)
         notebooks = list(parent.notebooks)
@@ -187,33 +216,34 @@ def merge(parent: Distribution | None, spec: DistributionSpec, spec_file: str) -
         if parent is not None:
             # every spec of the whole chain for this package, not only the nearest one
             chain_specs = [c for c in constraints if matchspec.package_name(c) == name]
-            for c in chain_specs:
-                if not matchspec.compatible(c, dep):
-                    owner = constraint_origins.get(
-                        c, parent.origins.get(name, parent.spec_files[-1])
-                    )
-                    raise SpecError(
-                        f"{dep!r} contradicts {c!r} from {owner}; a child may narrow a "
-                        "parent's spec but not contradict it",
-                        file=spec_file,
-                        field=f"dependencies[{i}]",
-                    )
-            if len(chain_specs) > 1 and not matchspec.compatible_all([*chain_specs, dep]):
-                owners = sorted({constraint_origins.get(c, "?") for c in chain_specs})
-                raise SpecError(
-                    f"{dep!r} leaves no version that also satisfies "
-                    f"{', '.join(repr(c) for c in chain_specs)} (from {', '.join(owners)})",
-                    file=spec_file,
-                    field=f"dependencies[{i}]",
-                )
+
+            def owner_of(c: str, name=name) -> str:
+                return constraint_origins.get(c, parent.origins.get(name, parent.spec_files[-1]))
+
+            _refuse_contradiction(
+                dep, chain_specs, owner_of, (spec_file, f"dependencies[{i}]"), matchspec, "spec"
+            )
         deps[name] = dep
         origins[name] = spec_file
         if dep not in constraints:
             constraints.append(dep)
             constraint_origins.setdefault(dep, spec_file)
             constraint_fields.setdefault(dep, f"dependencies[{i}]")
-    for req in spec.pip:
-        pip[_pip_name(req)] = req
+    for i, req in enumerate(spec.pip):
+        name = pep508.name(req)
+        chain_reqs = [c for c in pip_constraints if pep508.name(c) == name]
+        _refuse_contradiction(
+            req,
+            chain_reqs,
+            lambda c: pip_origins.get(c, (spec_file, ""))[0],
+            (spec_file, f"pip[{i}]"),
+            pep508,
+            "pip requirement",
+        )
+        pip[name] = req
+        if req not in pip_constraints:
+            pip_constraints.append(req)
+            pip_origins.setdefault(req, (spec_file, f"pip[{i}]"))
     apt += [a for a in spec.apt if a not in apt]
     virtual.update(spec.virtual_packages)
     known = {nb.path for nb in notebooks}
@@ -259,4 +289,7 @@ def merge(parent: Distribution | None, spec: DistributionSpec, spec_file: str) -
         constraint_origins=constraint_origins,
         constraint_fields=constraint_fields,
         own=spec,
+        pip_python=pip_python,
+        pip_constraints=tuple(pip_constraints),
+        pip_origins=pip_origins,
     )

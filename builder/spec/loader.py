@@ -101,8 +101,10 @@ def parse_spec(path: Path, shown: str, *, files: bool = False) -> DistributionSp
             raise SpecError(f"{name!r} is listed twice", file=shown, field=f"dependencies[{i}]")
     for key, value in spec.virtual_packages.items():
         _check_virtual(key, value, shown)
-    for i, req in enumerate(spec.pip):
-        _check_pip_requirement(req, shown, f"pip[{i}]")
+    pip_names = [_check_pip_requirement(req, shown, f"pip[{i}]") for i, req in enumerate(spec.pip)]
+    for i, name in enumerate(pip_names):
+        if name in pip_names[:i]:
+            raise SpecError(f"{name!r} is listed twice", file=shown, field=f"pip[{i}]")
     for key in ("post_build", "start"):
         script = getattr(spec, key)
         if script is not None and not (path.parent / script).is_file():
@@ -171,16 +173,13 @@ def _check_virtual(key: str, value: str, shown: str) -> None:
         raise SpecError(f"{text!r} is not a version", file=shown, field=field) from None
 
 
-def _check_pip_requirement(req: str, shown: str, field: str) -> None:
-    from packaging.requirements import InvalidRequirement, Requirement
+def _check_pip_requirement(req: str, shown: str, field: str) -> str:
+    """A PEP 508 requirement (the lock resolves it); returns its normalised name."""
+    from builder.spec import pep508
 
     if not isinstance(req, str):
         raise SpecError("expected a pip requirement string", file=shown, field=field)
-    if req.startswith(("-", "git+", "http://", "https://")):
-        return  # pip options and URLs are passed through as repo2docker does
     try:
-        Requirement(req)
-    except InvalidRequirement as exc:
-        raise SpecError(
-            f"invalid pip requirement {req!r}: {exc}", file=shown, field=field
-        ) from None
+        return pep508.name(req)
+    except ValueError as exc:
+        raise SpecError(str(exc), file=shown, field=field) from None

@@ -19,6 +19,7 @@ assert set(Platform.__args__) == set(KNOWN_PLATFORMS)
 
 DEFAULT_PLATFORMS: tuple[str, ...] = ("linux-64", "linux-aarch64")
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*\Z")  # \Z: "$" would allow a final newline
+PYTHON_RE = re.compile(r"^3\.[0-9]+\Z")  # pip_python: "3.11"
 # Kubernetes quantities: "4G", "512Mi", "1.5"; binary kilo is "Ki", decimal kilo "k"
 QUANTITY_RE = re.compile(r"^[0-9]+(\.[0-9]+)?([EPTGM]i?|Ki|k|m)?\Z")
 
@@ -77,6 +78,8 @@ class DistributionSpec(StrictModel):
     platforms: list[Platform] | None = None  # None: inherit, or DEFAULT_PLATFORMS at the root
     dependencies: list[str] = []
     pip: list[str] = []
+    # the Python the PyPI packages target when conda locks none (demo: Debian's python3)
+    pip_python: str | None = None
     apt: list[str] = []
     virtual_packages: dict[str, str] = {}
     notebooks: list[str | Notebook] = []
@@ -94,6 +97,15 @@ class DistributionSpec(StrictModel):
             raise ValueError(
                 f"{value!r} is not a valid name (lowercase letters, digits, '.', '_', '-')"
             )
+        return value
+
+    @field_validator("pip_python", mode="before")
+    @classmethod
+    def _pip_python(cls, value):
+        if isinstance(value, float):  # YAML reads 3.10 as the number 3.1
+            raise ValueError(f'{value!r} is a number: quote the version ("3.11")')
+        if value is not None and not (isinstance(value, str) and PYTHON_RE.match(value)):
+            raise ValueError(f'{value!r} is not a Python version MAJOR.MINOR (e.g. "3.11")')
         return value
 
     @field_validator("virtual_packages")

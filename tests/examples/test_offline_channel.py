@@ -6,7 +6,6 @@ The full channel (CPython and the PyPI set) is exercised by the example's nox se
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import json
 import os
@@ -17,6 +16,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from pypi_index import make_wheel
 
 pytest.importorskip("rattler_build")
 pytest.importorskip("whl2conda")
@@ -25,38 +25,6 @@ rattler = pytest.importorskip("rattler")
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "examples" / "offline-pangeo" / "build-channel.py"
 SRC = SCRIPT.parent / "channel-src"
-
-
-def make_wheel(
-    folder: Path, name: str, version: str, requires=(), scripts=None, data=None, tag="py3-none-any"
-):
-    """A minimal, valid pure-Python wheel, written by hand (fast, no build backend)."""
-    dist = f"{name.replace('-', '_')}-{version}"
-    files = {
-        f"{name.replace('-', '_')}/__init__.py": f"VERSION = {version!r}\ndef main():\n    print(VERSION)\n",
-        f"{dist}.dist-info/METADATA": "Metadata-Version: 2.1\n"
-        f"Name: {name}\nVersion: {version}\nLicense: MIT\n"
-        + "".join(f"Requires-Dist: {r}\n" for r in requires),
-        f"{dist}.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: test\n"
-        f"Root-Is-Purelib: {str(tag == 'py3-none-any').lower()}\nTag: {tag}\n",
-    }
-    if scripts:
-        files[f"{dist}.dist-info/entry_points.txt"] = "[console_scripts]\n" + "".join(
-            f"{k} = {v}\n" for k, v in scripts.items()
-        )
-    for path, text in (data or {}).items():
-        files[f"{dist}.data/data/{path}"] = text
-    record = []
-    for path, text in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=")
-        record.append(f"{path},sha256={digest.decode()},{len(text.encode())}")
-    record.append(f"{dist}.dist-info/RECORD,,")
-    files[f"{dist}.dist-info/RECORD"] = "\n".join(record) + "\n"
-    wheel = folder / f"{dist}-{tag}.whl"
-    with zipfile.ZipFile(wheel, "w") as z:
-        for path, text in files.items():
-            z.writestr(zipfile.ZipInfo(path, (2024, 1, 1, 0, 0, 0)), text)
-    return wheel
 
 
 def lock_line(wheel: Path, sha: str | None = None) -> str:

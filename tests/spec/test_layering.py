@@ -119,6 +119,46 @@ def test_pip_accumulates_by_normalised_name(catalog_of):
     child = {"name": "child", "extends": "base", "pip": ["NBGitPuller>=1.2", "typing_extensions"]}
     dist = catalog_of(family(child=child), BASE_FILES).get("child")
     assert dist.pip == ("NBGitPuller>=1.2", "typing_extensions")
+    # both the parent's and the child's requirement go to the resolver
+    assert dist.pip_constraints == ("nbgitpuller", "NBGitPuller>=1.2", "typing_extensions")
+    assert dist.pip_origins["nbgitpuller"] == ("distributions/base/distribution.yml", "pip[0]")
+    assert dist.pip_origins["NBGitPuller>=1.2"] == (
+        "distributions/child/distribution.yml",
+        "pip[0]",
+    )
+
+
+def test_pip_python_is_inherited_and_may_be_overridden(catalog_of):
+    base = {**BASE, "dependencies": ["numpy"], "pip_python": "3.11"}
+    mid = {"name": "mid", "extends": "base"}
+    leaf = {"name": "leaf", "extends": "mid", "pip_python": "3.12"}
+    catalog = catalog_of({"base": base, "mid": mid, "leaf": leaf}, BASE_FILES)
+    assert catalog.get("mid").pip_python == "3.11"
+    assert catalog.get("leaf").pip_python == "3.12"
+    assert catalog.get("leaf").lock_inputs()["pip_python"] == "3.12"
+
+
+@pytest.mark.parametrize(
+    ("parent", "child", "ok"),
+    [
+        ("nbgitpuller >=1.2", "nbgitpuller >=1.2,<2", True),
+        ("nbgitpuller ==1.2.*", "nbgitpuller ~=1.2.1", True),
+        ("nbgitpuller <2", "nbgitpuller >=2", False),
+        ("nbgitpuller ==1.2.1", "nbgitpuller !=1.2.1", False),
+        ("nbgitpuller; python_version < '3.12'", "nbgitpuller >=9; python_version >= '3.12'", True),
+    ],
+)
+def test_pip_narrowing_vs_contradiction(catalog_of, parent, child, ok):
+    base = {**BASE, "pip": [parent]}
+    leaf = {"name": "leaf", "extends": "base", "pip": ["attrs", child]}
+    if ok:
+        catalog_of({"base": base, "leaf": leaf}, BASE_FILES).get("leaf")
+        return
+    with pytest.raises(SpecError) as info:
+        catalog_of({"base": base, "leaf": leaf}, BASE_FILES)
+    assert info.value.file == "distributions/leaf/distribution.yml"
+    assert info.value.field == "pip[1]"
+    assert f"contradicts {parent!r} from distributions/base/distribution.yml" in info.value.message
 
 
 def test_apt_imports_and_scripts_accumulate(catalog_of):

@@ -221,16 +221,52 @@ def test_refused_dependency_forms(tmp_path, dep):
         "requests",
         "requests[socks]>=2.31",
         "typing_extensions; python_version < '3.13'",
-        "git+https://github.com/pangeo-data/xarray-tutorial",
-        "https://example.org/pkg-1.0-py3-none-any.whl",
-        "--pre",
-        "-e .",
+        "pkg @ https://example.org/pkg-1.0-py3-none-any.whl",
     ],
 )
 def test_accepted_pip_requirements(tmp_path, req):
     text = yaml.safe_dump({"name": "ok", "pip": [req]})
     spec = parse_spec(_write(tmp_path, "ok", text), "distributions/ok/distribution.yml")
     assert spec.pip == [req]
+
+
+@pytest.mark.parametrize(
+    ("req", "words"),
+    [
+        ("git+https://github.com/pangeo-data/xarray-tutorial", "write it as 'NAME @ git+"),
+        ("https://example.org/pkg-1.0-py3-none-any.whl", "has no project name"),
+        ("--pre", "a pip option, not a requirement"),
+        ("-e .", "a pip option, not a requirement"),
+        ("requests >=", "invalid pip requirement 'requests >='"),
+    ],
+)
+def test_pip_takes_pep508_requirements_only(tmp_path, req, words):
+    text = yaml.safe_dump({"name": "bad", "pip": ["attrs", req]})
+    with pytest.raises(SpecError) as info:
+        parse_spec(_write(tmp_path, "bad", text), "distributions/bad/distribution.yml")
+    assert info.value.field == "pip[1]"
+    assert words in info.value.message
+
+
+def test_pip_requirement_listed_twice(tmp_path):
+    text = yaml.safe_dump({"name": "bad", "pip": ["Demo_Pyutil", "demo-pyutil >=0.1"]})
+    with pytest.raises(SpecError, match="'demo-pyutil' is listed twice") as info:
+        parse_spec(_write(tmp_path, "bad", text), "distributions/bad/distribution.yml")
+    assert info.value.field == "pip[1]"
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"), [("3.11", True), ("3.10", True), (3.11, False), ("3", False)]
+)
+def test_pip_python_is_a_quoted_major_minor(tmp_path, value, ok):
+    text = yaml.safe_dump({"name": "ok", "pip": ["attrs"], "pip_python": value})
+    path = _write(tmp_path, "ok", text)
+    if ok:
+        assert parse_spec(path, "distributions/ok/distribution.yml").pip_python == value
+        return
+    with pytest.raises(SpecError) as info:
+        parse_spec(path, "distributions/ok/distribution.yml")
+    assert info.value.field == "pip_python"
 
 
 def test_scripts_must_exist_next_to_the_spec(tmp_path):
