@@ -10,6 +10,8 @@ another architecture, with no network. A failing post-link script fails the buil
 Compiled files land in the staging folder beside their sources; ``owner_of`` gives each to
 the package that owns its source, so it ends up in that package's layer, and
 ``register_compiled`` lists it in that package's ``conda-meta`` record, as conda does.
+PyPI wheels installed for the system's Python (no conda ``python``) are compiled by that
+Python, in the same step (``system_python``).
 """
 
 from __future__ import annotations
@@ -63,13 +65,15 @@ def finish(
     oci_platform: str,
     env_prefix: str,
     work: Path,
+    system_python: tuple[str, str] | None = None,
 ) -> list[str]:
     """Compile and run post-link scripts in ``system_image``; return the post-link scripts'
-    package names, in the order they ran."""
+    package names, in the order they ran. ``system_python``: (the image's interpreter, a
+    prefix-relative folder of wheels installed for it) to compile too."""
     order = dependency_order(packages)
     scripts = [p.name for p in order if (staging / "bin" / f".{p.name}-post-link.sh").is_file()]
     has_python = (staging / "bin" / "python").exists()
-    if not scripts and not has_python:
+    if not scripts and not has_python and not system_python:
         return []
     work.mkdir(parents=True, exist_ok=True)
     listing = work / "link-order.txt"
@@ -94,6 +98,10 @@ def finish(
             "-e",
             "HOME=/tmp",
             "-e",
+            f"SYSTEM_PYTHON={system_python[0] if system_python else ''}",
+            "-e",
+            f"SYSTEM_SITE={system_python[1] if system_python else ''}",
+            "-e",
             "SOURCE_DATE_EPOCH=" + os.environ.get("SOURCE_DATE_EPOCH", "1704067200"),
             "-v",
             f"{staging.resolve()}:{env_prefix}",
@@ -109,18 +117,21 @@ def finish(
         try:
             docker.run(args, what=what, log=log)
         except BuildError as exc:
-            raise _failure(log, what) or exc from None
+            raise _failure(log, what, system_python) or exc from None
     if "@@end" not in log.read_text(errors="replace").splitlines():
         raise BuildError(f"{what} stopped before the end")
     return scripts
 
 
-def _failure(log: Path, what: str) -> BuildError | None:
+def _failure(log: Path, what: str, system_python: tuple[str, str] | None) -> BuildError | None:
     for line in reversed(log.read_text(errors="replace").splitlines()):
         if line.startswith("@@fail "):
             _, name, *rest = line.split()
             if name == "python":
                 return BuildError(f"{what}: the environment's python does not start")
+            if name == "system-python":
+                python = system_python[0] if system_python else "its python"
+                return BuildError(f"{what}: {python} does not start (the wheels' Python)")
             return BuildError(
                 f"post-link script of {name} failed with exit code {rest[0] if rest else '?'} "
                 f"in the target image (log: {fsutil.shown(log)})",

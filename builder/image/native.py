@@ -2,12 +2,13 @@
 
 Per platform:
 
-1. fetch every locked archive of the platform from its mirror and check its sha256/md5
-   against the lock (``builder.image.fetch``);
+1. fetch every locked archive and wheel of the platform from its mirror and check its
+   sha256/md5 against the lock (``builder.image.fetch``);
 2. install them with py-rattler, without solving, into a staging folder; files carry
    ``/srv/conda/envs/notebook`` as their prefix (rattler's ``alternative_target_prefix``,
    in text and binary files), ``noarch: python`` packages land in the interpreter's
-   ``site-packages`` with their entry points in ``bin/``; nothing from the packages runs
+   ``site-packages`` with their entry points in ``bin/``; then the locked PyPI wheels
+   with the PyPA installer (``builder.image.wheels``); nothing from the packages runs
    on the build host, so an aarch64 environment installs on an amd64 host;
 3. the "system" image: ``docker buildx build`` of the base image, ``apt.txt`` and the
    ``jovyan`` user (uid/gid 1000); docker caches it between builds;
@@ -15,7 +16,8 @@ Per platform:
    deterministic ``.pyc`` files, then the post-link scripts (``builder.image.link``);
 5. scrub host paths out of ``conda-meta`` and split the files into layers
    (``builder.image.layers``: parent distributions' packages below the child's, then stable
-   buckets; each ``.pyc`` with its source's package), each written as a reproducible tar;
+   buckets, the PyPI wheels in a group of their own; each ``.pyc`` with its source's
+   package), each written as a reproducible tar;
 6. our layers on top of the system image through ``docker save``/``docker load``
    (``builder.image.assemble``, which also normalises the system image's own layers), with
    the runtime config (env on PATH, ``start`` through an entrypoint, a Jupyter default
@@ -41,7 +43,7 @@ import rattler
 
 from builder import fsutil
 from builder.errors import BuildError
-from builder.image import assemble, docker, layers, link
+from builder.image import assemble, docker, layers, link, wheels
 from builder.image.conventions import (
     CONDA_DIR,
     DEFAULT_BASE_IMAGE,
@@ -96,17 +98,16 @@ def install(
     staging: Path,
     channel_map: ChannelMap,
 ) -> dict[str, LockedPackage]:
-    """Verify and install the platform's locked packages into ``staging``."""
+    """Verify and install the platform's locked packages and wheels into ``staging``."""
     from builder.image.fetch import fetch
 
     lockfile = project.relative(project.lockfile(locked.name))
     packages = locked.by_name(platform)
-    archives = fetch(
-        list(packages.values()),
-        project.build_dir / "cache" / "pkgs",
-        channel_map,
-        lockfile=lockfile,
-    )
+    cache = project.build_dir / "cache" / "pkgs"
+    pypi = locked.pypi.get(platform, [])
+    python = wheels.target_python(locked, platform, lockfile) if pypi else ("", False)
+    archives = fetch(list(packages.values()), cache, channel_map, lockfile=lockfile)
+    wheel_files = _fetch_wheels(project, pypi, cache, lockfile) if pypi else {}
     records = _lock_records(project, locked.name, platform)
     if sorted(r.name.normalized for r in records) != sorted(packages):
         raise BuildError(
@@ -137,7 +138,29 @@ def install(
         message = f"installing the locked {platform} packages failed: {exc}"
         raise BuildError(message, file=lockfile) from None
     _scrub_conda_meta(staging, packages)
+    if pypi:
+        wheels.install(
+            staging,
+            [(w, wheel_files[w.name]) for w in pypi],
+            platform=platform,
+            python=python[0],
+            conda_python=python[1],
+            lockfile=lockfile,
+        )
     return packages
+
+
+def _fetch_wheels(project: Project, pypi: list, cache: Path, lockfile: str) -> dict[str, Path]:
+    from builder.image.fetch import fetch_wheels
+    from builder.lock.pypi_index import PypiIndexMap
+
+    index_map = PypiIndexMap.from_sources(project.root)
+
+    def source(url: str) -> str:
+        local = index_map.local_wheel(url)  # a mapped index: its folder, no server needed
+        return local.as_uri() if local else url
+
+    return fetch_wheels(pypi, cache, source, lockfile=lockfile)
 
 
 def _scrub_conda_meta(staging: Path, packages: dict[str, LockedPackage]) -> None:
@@ -214,15 +237,22 @@ def package_groups(
 
 
 def write_env_layers(
-    staging: Path, groups: dict[str, str], chain: tuple[str, ...], out_dir: Path
+    staging: Path,
+    groups: dict[str, str],
+    chain: tuple[str, ...],
+    out_dir: Path,
+    pypi: dict[str, list[str]] | None = None,
 ) -> tuple[list[tuple[layers.LayerPlan | None, layers.LayerFile]], int]:
     """Write the environment as layers; return ``[(plan, file)]`` in image order and the
-    environment's bytes."""
+    environment's bytes. ``pypi``: each installed wheel's prefix-relative files."""
     owners = _owners(staging)
+    wheel_of = {rel: name for name, rels in (pypi or {}).items() for rel in rels}
     files = _prefix_files(staging)
     by_package: dict[str, list[str]] = {}
+    by_wheel: dict[str, list[str]] = {}
     loose: list[str] = []
     sizes: dict[str, int] = {name: 0 for name in groups}
+    wheel_sizes: dict[str, int] = {name: 0 for name in pypi or {}}
     total = 0
     for rel in files:
         size = (staging / rel).lstat().st_size
@@ -231,17 +261,22 @@ def write_env_layers(
         if package in groups:
             by_package.setdefault(package, []).append(rel)
             sizes[package] += size
+        elif rel in wheel_of:
+            by_wheel.setdefault(wheel_of[rel], []).append(rel)
+            wheel_sizes[wheel_of[rel]] += size
         else:
             loose.append(rel)
     plan = layers.plan(
-        [(g, {p: sizes[p] for p, owner in groups.items() if owner == g}) for g in chain]
+        [(g, {p: sizes[p] for p, owner in groups.items() if owner == g}) for g in chain],
+        pypi=wheel_sizes,
     )
     if out_dir.exists():
         shutil.rmtree(out_dir)
     written: list[tuple[layers.LayerPlan | None, layers.LayerFile]] = []
     below = CONDA_DIR.lstrip("/")
     for index, layer in enumerate(plan):
-        rels = [rel for p in layer.packages for rel in by_package.get(p, [])]
+        owned = by_wheel if layer.group == layers.PYPI_GROUP else by_package
+        rels = [rel for p in layer.packages for rel in owned.get(p, [])]
         entries = [_entry(staging, rel) for rel in rels]
         entries += layers.parent_dirs([e.path for e in entries], below, NB_UID, NB_UID)
         written.append((layer, layers.write_layer(out_dir / f"env-{index:02d}.tar", entries)))
@@ -332,19 +367,15 @@ def _build(
     channel_map: ChannelMap,
     echo: Echo = lambda _: None,
 ) -> NativeBuild:
-    if dist.pip:
-        # the lock has no PyPI records to install exactly; never drop them silently
-        raise BuildError(
-            f"{dist.name} has pip dependencies ({', '.join(dist.pip)}), which the native engine "
-            "cannot install from the lock yet (use --engine repo2docker)",
-            field="pip",
-        )
     work = project.build_dir / "native" / dist.name / platform
     staging = work / "prefix"
     echo(
         f"  fetching, verifying and installing {len(locked.packages[platform])} locked packages ({platform})"
     )
     packages = install(project, locked, platform, staging, channel_map)
+    pypi = locked.pypi.get(platform, [])
+    lockfile = project.relative(project.lockfile(locked.name))
+    python, conda_python = wheels.target_python(locked, platform, lockfile) if pypi else ("", True)
     system = build_system(
         base_image, apt_packages(context_dir), oci_platform, work / "system", echo
     )
@@ -356,13 +387,23 @@ def _build(
         oci_platform=oci_platform,
         env_prefix=ENV_PREFIX,
         work=work,
+        system_python=None
+        if conda_python
+        else (wheels.interpreter(python, False), wheels.site_packages(python)),
     )
     if ran:
         echo(f"  post-link scripts: {', '.join(ran)}")
     link.register_compiled(staging)
+    wheel_files = {}
+    if pypi:
+        wheels.register_compiled(staging, python)
+        wheel_files = wheels.owners(staging, python)
+        echo(f"  PyPI: {len(pypi)} wheels in {wheels.site_packages(python)}")
 
     groups = package_groups(project, dist, locked, platform)
-    env_layers, env_bytes = write_env_layers(staging, groups, dist.chain, work / "layers")
+    env_layers, env_bytes = write_env_layers(
+        staging, groups, dist.chain, work / "layers", wheel_files
+    )
     echo(f"  environment: {env_bytes} bytes in {len(env_layers)} layers")
     runtime = layers.write_layer(work / "layers" / "runtime.tar", runtime_entries(context_dir))
     new = [

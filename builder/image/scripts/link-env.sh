@@ -5,6 +5,9 @@
 # Runs in a container of the system image (the target platform, under emulation for other
 # architectures), with the environment bind-mounted at $PREFIX and no network.
 #   $1  a file listing "name version build_number" per package, in dependency order
+#   $SYSTEM_PYTHON, $SYSTEM_SITE  (optional) the image's own Python and the folder of
+#                   $PREFIX holding wheels installed for it (no conda python): compiled
+#                   by that Python in the same way
 # Output lines starting with @@ are read by the engine; everything else goes to the log.
 set -u
 list=$1
@@ -23,6 +26,16 @@ if [ -x "$python" ]; then
     }
     echo "@@step compile $lib"
     "$python" -m compileall -q -j 0 --invalidation-mode checked-hash "$lib" >/dev/null 2>&1
+    echo "@@done compile"
+fi
+if [ -n "${SYSTEM_PYTHON:-}" ]; then
+    echo "@@step compile $PREFIX/$SYSTEM_SITE with $SYSTEM_PYTHON"
+    "$SYSTEM_PYTHON" -c pass || {
+        echo "@@fail system-python - $SYSTEM_PYTHON does not start"
+        exit 1
+    }
+    "$SYSTEM_PYTHON" -m compileall -q -j 0 --invalidation-mode checked-hash \
+        "$PREFIX/$SYSTEM_SITE" >/dev/null 2>&1
     echo "@@done compile"
 fi
 
