@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import warnings
 import zipfile
 from pathlib import Path, PurePosixPath
 
@@ -107,7 +108,10 @@ def install(
         _check_tags(package, platform, lockfile)
         what = f"pypi {package.name} {package.version} ({package.file_name})"
         try:
-            with WheelFile.open(path) as source:
+            with WheelFile.open(path) as source, warnings.catch_warnings():
+                # installer skips (and warns of) .pyc files a wheel ships: the image's own
+                # compile step writes them
+                warnings.simplefilter("ignore", RuntimeWarning)
                 source.validate_record()  # the wheel's own RECORD matches its files
                 install_wheel(source, destination, {"INSTALLER": f"{INSTALLER}\n".encode()})
         except FileExistsError as exc:
