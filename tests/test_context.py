@@ -141,13 +141,12 @@ def wheels_for(locked, folder: Path):
     """``locked`` with two real wheels per platform, one requiring the other, by file URL."""
     import dataclasses
 
-    from image.wheel_support import locked_wheel, make_wheel
+    from image.wheel_support import locked_wheel
+    from pypi_index import make_wheel
 
-    helper = make_wheel(folder, "demo-pyhelp", "0.2", {"demo_pyhelp.py": "X = 2\n"})
-    tool = make_wheel(
-        folder, "demo-pytool", "1.0", {"demo_pytool.py": "import demo_pyhelp\n"},
-        requires=("demo-pyhelp>=0.1",),
-    )  # fmt: skip
+    folder.mkdir(parents=True)
+    helper = make_wheel(folder, "demo-pyhelp", "0.2")
+    tool = make_wheel(folder, "demo-pytool", "1.0", requires=["demo-pyhelp >=0.1"])
     pypi = {p: [locked_wheel(tool, p), locked_wheel(helper, p)] for p in locked.platforms}
     return dataclasses.replace(locked, pypi=pypi)
 
