@@ -122,5 +122,5 @@ def make_index_folder(folder: Path) -> Path:
 @contextlib.contextmanager
 def serve(folder: Path):
     """The folder as an index; yields its URL (``http://127.0.0.1:PORT/index/simple``)."""
-    with pypi_server.serve({"index": folder}) as urls:
-        yield urls["index"]
+    with pypi_server.serve() as server:
+        yield server.add("index", folder)

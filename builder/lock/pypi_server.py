@@ -227,17 +227,32 @@ class _Server(ThreadingHTTPServer):
     roots: dict[str, Root]
 
 
+class IndexServer:
+    """A running server: ``add`` a root, get its index URL."""
+
+    def __init__(self, server: _Server):
+        self._server = server
+        host, port = server.server_address[:2]
+        self.base = f"http://{host}:{port}"
+
+    def add(self, name: str, source: Path | Mapping[str, bytes]) -> str:
+        """Serve ``source`` as root ``name``; returns ``http://127.0.0.1:PORT/NAME/simple``."""
+        self._server.roots[name] = Root(source)
+        return f"{self.base}/{name}/simple"
+
+
 @contextlib.contextmanager
-def serve(roots: Mapping[str, Path | Mapping[str, bytes]]) -> Iterator[dict[str, str]]:
-    """Serve each root on an ephemeral port of 127.0.0.1; yields root -> its index URL
-    (``http://127.0.0.1:PORT/NAME/simple``)."""
+def serve(roots: Mapping[str, Path | Mapping[str, bytes]] | None = None) -> Iterator[IndexServer]:
+    """Serve each root on an ephemeral port of 127.0.0.1 until the block ends."""
     server = _Server(("127.0.0.1", 0), _Handler)
-    server.roots = {name: Root(source) for name, source in roots.items()}
+    server.roots = {}
+    handle = IndexServer(server)
+    for name, source in (roots or {}).items():
+        handle.add(name, source)
     thread = threading.Thread(target=server.serve_forever, name="pypi-index", daemon=True)
     thread.start()
-    host, port = server.server_address[:2]
     try:
-        yield {name: f"http://{host}:{port}/{name}/simple" for name in roots}
+        yield handle
     finally:
         server.shutdown()
         server.server_close()

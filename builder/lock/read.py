@@ -36,31 +36,54 @@ def verify(
 
     shown = project.relative(project.lockfile(name))
     integrity.check_records(locked, shown)
+    integrity.check_pypi(locked, shown)
     if catalog is None:
         catalog = Catalog.load(project, collect=[])  # broken specs: their checks are skipped
     dist = catalog.distributions.get(name)
     try:
-        current = dist is not None and locked.inputs_hash == inputs_hash(catalog, name)
+        # the index the lock was made with: lock --check is where a changed index shows
+        index = locked.metadata.get("pypi_index")
+        current = dist is not None and locked.inputs_hash == inputs_hash(catalog, name, index)
     except (SpecError, KeyError):
         current = False
     if current:
         direct = {n: dist.origins.get(n, dist.spec_files[-1]) for n in dist.direct_names}
         integrity.check_direct(locked, shown, direct)
+        integrity.check_direct(locked, shown, _pip_direct(dist), pypi=True)
     lock_dir = project.lock_dir(name)
     integrity.check_explicit(locked, lock_dir, project.relative(lock_dir))
 
 
-def inputs_hash(catalog: Catalog, name: str) -> str:
-    """What a relock depends on: this member's specs and its whole solve group's."""
+def _pip_direct(dist) -> dict[str, str]:
+    """The spec's pip requirements that hold on every platform (no marker): name -> file."""
+    from builder.spec import pep508
+
+    out = {}
+    for req in dist.pip_constraints:
+        if pep508.parse(req).marker is None:
+            out.setdefault(pep508.name(req), dist.pip_origins.get(req, (dist.spec_files[-1],))[0])
+    return out
+
+
+def inputs_hash(catalog: Catalog, name: str, pypi_index: str | None = None) -> str:
+    """What a relock depends on: this member's specs and its whole solve group's, and
+    the PyPI index when the group has pip requirements (``pypi_index``, default: the
+    project's ``[tool.scistacks] pypi-index``)."""
     group = catalog.solve_group(name)
     members = catalog.group_members(group)
     blob = {
         "distribution": catalog.get(name).lock_inputs(),
         "group": {m: catalog.get(m).lock_inputs() for m in members},
     }
+    if any(catalog.get(m).pip_constraints for m in members):
+        if pypi_index is None:
+            from builder.lock.pypi_index import PypiIndexMap
+
+            pypi_index = PypiIndexMap.from_sources(catalog.project.root).index
+        blob["pypi_index"] = pypi_index
     anchor = catalog.get(members[0])
     if anchor.parent and catalog.solve_group(anchor.parent) != group:
-        blob["preferred_parent"] = inputs_hash(catalog, anchor.parent)
+        blob["preferred_parent"] = inputs_hash(catalog, anchor.parent, pypi_index)
     text = json.dumps(blob, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -72,8 +95,11 @@ class Staleness:
     kind: str = "stale"  # or "damaged": the lock fails its integrity checks
 
 
-def check(project: Project, catalog: Catalog, names: list[str]) -> list[Staleness]:
-    """Which locks no longer match their specs (without solving)."""
+def check(
+    project: Project, catalog: Catalog, names: list[str], pypi_index: str | None = None
+) -> list[Staleness]:
+    """Which locks no longer match their specs (without solving). ``pypi_index``: the
+    index a relock would read (default: the project's)."""
     stale: list[Staleness] = []
     for name in names:
         path = project.lockfile(name)
@@ -95,7 +121,7 @@ def check(project: Project, catalog: Catalog, names: list[str]) -> list[Stalenes
                     f"{project.relative(path)}: platforms {list(locked.platforms)} != spec {list(dist.platforms)}",
                 )
             )
-        elif locked.inputs_hash != inputs_hash(catalog, name):
+        elif locked.inputs_hash != inputs_hash(catalog, name, pypi_index):
             stale.append(
                 Staleness(
                     name,
