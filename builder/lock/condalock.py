@@ -1,20 +1,20 @@
 """conda-lock's unified lockfile format (``conda-lock.yml``, version 1 on disk).
 
-Written and read through conda-lock's own pydantic models, so that ``conda-lock install``,
-``conda-lock render``, micromamba and ``rattler.LockFile`` all read what we write.
+Read through conda-lock's own pydantic models, so what we read is what ``conda-lock
+install``, ``conda-lock render``, micromamba and ``rattler.LockFile`` read. Written as the
+mapping those models dump (field order, omitted empty fields), without importing them:
+conda-lock takes about a second to import, longer than a lock takes to write.
+``tests/lock/test_condalock.py`` checks the text against conda-lock's models.
 Output is deterministic: packages sorted by (name, platform), no timestamps.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from urllib.parse import urlparse, urlunparse
 
 import yaml
-from conda_lock.lockfile.v1.models import HashModel, LockMeta
-from conda_lock.lockfile.v1.models import Lockfile as LockfileV1
-from conda_lock.lockfile.v2prelim.models import LockedDependency, Lockfile
-from conda_lock.models.channel import Channel
-from pydantic import ValidationError
 
 from builder.errors import LockError
 from builder.lock import yamlfast
@@ -32,33 +32,55 @@ def _dependencies(depends: tuple[str, ...]) -> dict[str, str]:
     return dict(sorted(out.items()))
 
 
+def _channel(name: str) -> dict:
+    """A channel as conda-lock's ``Channel.from_string`` writes it. In a URL with
+    credentials or a token, conda-lock puts the names of the environment variables that
+    hold them: for those, conda-lock itself is asked."""
+    if "://" in name:
+        parsed = urlparse(name)
+        if parsed.username or parsed.password or "/t/" in parsed.path:
+            from conda_lock.models.channel import Channel
+
+            return json.loads(Channel.from_string(name).model_dump_json())
+        name = urlunparse(parsed)
+    return {"url": name, "used_env_vars": []}
+
+
+def _package(p: LockedPackage) -> dict:
+    """conda-lock's v1 ``LockedDependency``, as it dumps one (None fields left out)."""
+    digests = {"md5": p.md5, "sha256": p.sha256} if p.sha256 else {"md5": p.md5}
+    return {
+        "name": p.name,
+        "version": p.version,
+        "manager": "conda",
+        "platform": p.platform,
+        "dependencies": _dependencies(p.depends),
+        "url": p.url,
+        "hash": digests,
+        "build": p.build,
+        "category": p.category,
+        "optional": p.category != "main",
+    }
+
+
 def render(locked: LockedDistribution, *, sources: list[str], header: str) -> str:
-    package = [
-        LockedDependency(
-            name=p.name,
-            version=p.version,
-            manager="conda",
-            platform=p.platform,
-            dependencies=_dependencies(p.depends),
-            url=p.url,
-            hash=HashModel(md5=p.md5, sha256=p.sha256 or None),
-            categories={p.category},
-            build=p.build,
-        )
-        for plat in locked.platforms
-        for p in locked.packages[plat]
-    ]
-    metadata = LockMeta(
-        content_hash={plat: locked.inputs_hash for plat in locked.platforms},
-        channels=[Channel.from_string(c) for c in locked.channels],
-        platforms=list(locked.platforms),
-        sources=sources,
-        custom_metadata={META_PREFIX + k: v for k, v in sorted(locked.metadata.items())} or None,
+    metadata = {
+        "content_hash": {plat: locked.inputs_hash for plat in locked.platforms},
+        "channels": [_channel(c) for c in locked.channels],
+        "platforms": list(locked.platforms),
+        "sources": list(sources),
+    }
+    if locked.metadata:
+        metadata["custom_metadata"] = {
+            META_PREFIX + k: v for k, v in sorted(locked.metadata.items())
+        }
+    # conda-lock sorts by (manager, name, platform)
+    packages = sorted(
+        (p for plat in locked.platforms for p in locked.packages[plat]),
+        key=lambda p: ("conda", p.name, p.platform),
     )
-    lockfile = Lockfile(package=package, metadata=metadata)
-    lockfile.alphasort_inplace()
-    body = yamlfast.dump(lockfile.to_v1().dict_for_output())
-    return header + body
+    body = {"version": 1, "metadata": metadata, "package": [_package(p) for p in packages]}
+    return header + yamlfast.dump(body)
 
 
 def read(path: Path, shown: str | None = None) -> LockedDistribution:
@@ -91,6 +113,9 @@ def _from_data(data, shown: str, default_name: str) -> LockedDistribution:
             file=shown,
             field="version",
         )
+    from conda_lock.lockfile.v1.models import Lockfile as LockfileV1
+    from pydantic import ValidationError
+
     try:
         lockfile = LockfileV1.model_validate(data)
     except ValidationError as exc:
