@@ -181,7 +181,11 @@ DAMAGE = {
     "version-a-string": (lambda d: d.update(version="1"), "version", "unknown version '1'"),
     "wrong-type": (lambda d: d.update(lock_hash=5), "lock_hash", "valid string"),
     "unknown-key": (lambda d: d.update(extra=1), "extra", "unknown key"),
-    "missing-field": (lambda d: d.pop("lock_hash") and None, "lock_hash", "required field is missing"),
+    "missing-field": (
+        lambda d: d.pop("lock_hash") and None,
+        "lock_hash",
+        "required field is missing",
+    ),
     "another-distribution": (lambda d: d.update(distribution="x"), "distribution", "'x'"),
 }
 
@@ -279,3 +283,49 @@ def test_a_deeply_nested_file_is_one_line(project):
     with pytest.raises(RecordError) as caught:
         ImageRecord.load(project, "demo")
     assert "not valid JSON" in caught.value.message
+
+
+# ---------------------------------------------------------------- through the real CLI
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Path:
+    from image.demo_support import copy_demo_project
+
+    return copy_demo_project(tmp_path / "demo")
+
+
+def _one_line(proc) -> str:
+    assert proc.returncode == 1, proc.stderr
+    [line] = proc.stderr.strip().splitlines()
+    assert "Traceback" not in proc.stderr
+    return line
+
+
+@pytest.mark.registry
+def test_publish_names_a_damaged_image_record(demo):
+    from image.demo_support import scistacks
+    from publish.conftest import namespace
+
+    path = Project(demo).image_record("demo")
+    path.parent.mkdir(parents=True)
+    path.write_text('{"distribution": "demo", "lock_hash": ')
+    line = _one_line(scistacks(demo, "publish", "demo", "--registry", namespace()))
+    assert line.startswith("error: build/images/demo.json: not valid JSON")
+    assert line.endswith("(run: scistacks build demo)")
+    assert not Project(demo).publish_record("demo").exists()
+
+
+@pytest.mark.docker
+def test_smoke_names_the_bad_field_of_an_image_record(demo):
+    from image.demo_support import scistacks
+
+    record = image_record()
+    data = record.model_dump(mode="json")
+    data["platforms"]["linux-64"]["image_id"] = 5
+    path = Project(demo).image_record("demo")
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(data))
+    line = _one_line(scistacks(demo, "smoke", "demo"))
+    assert line.startswith("error: build/images/demo.json: platforms.linux-64.image_id: ")
+    assert not Project(demo).smoke_results("demo").exists()
