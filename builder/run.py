@@ -15,20 +15,19 @@ command with:
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import socket
 import stat
 import struct
-import subprocess
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from builder.errors import ScistacksError, last_line
+from builder import docker
+from builder.errors import ScistacksError
 from builder.project import Project, conda_platform, oci_platform
 from builder.records import ImageRecord, PublishRecord
 
@@ -59,9 +58,9 @@ class RunPlan:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/?token={self.token}"
 
-    def docker_argv(self, detach: bool, tty: bool, command: list[str] = ()) -> list[str]:
-        """``command``: empty runs the image's own Cmd."""
-        argv = ["docker", "run", "--rm", "--name", self.name, "--platform", self.platform]
+    def docker_args(self, detach: bool, tty: bool, command: list[str] = ()) -> list[str]:
+        """``docker run``'s arguments; ``command``: empty runs the image's own Cmd."""
+        argv = ["run", "--rm", "--name", self.name, "--platform", self.platform]
         argv += ["-d"] if detach else (["-it"] if tty else [])
         argv += ["-p", f"127.0.0.1:{self.port}:{CONTAINER_PORT}"]
         argv += ["-v", f"{self.workdir}:{WORK}", "-w", HOME]
@@ -73,22 +72,9 @@ class RunPlan:
 # ---------------------------------------------------------------- which image
 
 
-def _docker(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    try:
-        return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
-    except FileNotFoundError:
-        raise RunError("docker is not installed (no `docker` on PATH)") from None
-    except subprocess.TimeoutExpired:
-        raise RunError(f"docker {args[0]} did not answer within {timeout:.0f}s") from None
-
-
 def host_platform() -> str:
     """The docker daemon's platform (not Python's: a daemon in a VM may differ)."""
-    proc = _docker("version", "--format", "{{.Server.Os}}/{{.Server.Arch}}")
-    if proc.returncode != 0:
-        tail = last_line(proc.stderr, "no answer")
-        raise RunError(f"docker daemon not reachable: {tail}")
-    return proc.stdout.strip()
+    return docker.server_platform(RunError)
 
 
 def resolve_image(project: Project | None, target: str, registry: str) -> tuple[str, bool]:
@@ -119,14 +105,16 @@ def local_build(project: Project, name: str, platform: str) -> str:
 
 
 def local_platform(ref: str) -> str | None:
-    proc = _docker("image", "inspect", "--format", "{{.Os}}/{{.Architecture}}", ref)
-    return proc.stdout.strip() if proc.returncode == 0 else None
+    image = docker.inspect_image(ref, error=RunError)
+    return f"{image.get('Os')}/{image.get('Architecture')}" if image else None
 
 
 def pull(ref: str, platform: str) -> None:
-    proc = _docker("pull", "--quiet", "--platform", platform, ref, timeout=3600)
+    proc = docker.call(
+        ["pull", "--quiet", "--platform", platform, ref], error=RunError, timeout=3600
+    )
     if proc.returncode != 0:
-        tail = last_line(proc.stderr, f"exit {proc.returncode}")
+        tail = docker.reason(proc)
         hint = ""
         if "no matching manifest" in tail:
             other = "linux/amd64" if platform != "linux/amd64" else "linux/arm64"
@@ -135,18 +123,15 @@ def pull(ref: str, platform: str) -> None:
 
 
 def image_command(ref: str) -> list[str]:
-    proc = _docker("image", "inspect", "--format", "{{json .Config.Cmd}}", ref)
-    try:
-        return list(json.loads(proc.stdout) or []) if proc.returncode == 0 else []
-    except ValueError:
-        return []
+    image = docker.inspect_image(ref, error=RunError) or {}
+    return list((image.get("Config") or {}).get("Cmd") or [])
 
 
 # ---------------------------------------------------------------- who writes the files
 
 
 def rootless_docker() -> bool:
-    proc = _docker("info", "--format", "{{json .SecurityOptions}}")
+    proc = docker.call(["info", "--format", "{{json .SecurityOptions}}"], error=RunError)
     return proc.returncode == 0 and "rootless" in proc.stdout
 
 
@@ -327,14 +312,11 @@ def start(run: RunPlan, detach: bool, wait: float = 120.0, echo=lambda _: None) 
     # the image's Cmd is only known once it is pulled
     command = image_command(run.image) + run.server_args if run.server_args else []
     env = {**os.environ, "JUPYTER_TOKEN": run.token}
-    argv = run.docker_argv(detach, tty=os.isatty(0) and os.isatty(1), command=command)
+    args = run.docker_args(detach, tty=os.isatty(0) and os.isatty(1), command=command)
     if not detach:
         echo(f"JupyterLab: {run.url}  (Ctrl-C stops it)")
-        return subprocess.run(argv, env=env).returncode
-    proc = subprocess.run(argv, env=env, capture_output=True, text=True)
-    if proc.returncode != 0:
-        tail = last_line(proc.stderr, f"exit {proc.returncode}")
-        raise RunError(f"cannot start {run.image}: {tail}")
+        return docker.foreground(args, error=RunError, env=env)
+    docker.run(args, what=f"cannot start {run.image}", error=RunError, env=env)
     _wait_until_ready(run, wait)
     return 0
 
@@ -349,8 +331,8 @@ def _wait_until_ready(run: RunPlan, wait: float) -> None:
                     return
         except (urllib.error.URLError, OSError):
             pass
-        if _docker("container", "inspect", run.name).returncode != 0:
+        if docker.call(["container", "inspect", run.name], error=RunError).returncode != 0:
             raise RunError(f"{run.image} exited before its server answered")
         time.sleep(0.5)
-    subprocess.run(["docker", "rm", "-f", run.name], capture_output=True)
+    docker.quiet(["rm", "-f", run.name])
     raise RunError(f"{run.image}: no Jupyter server on port {run.port} after {wait:.0f}s")

@@ -165,7 +165,7 @@ def test_docker_argv_publishes_on_loopback_and_keeps_the_token_out_of_argv(tmp_p
         name="scistacks-demo-8899",
         user_args=["--user", "501:20"],
     )
-    argv = plan.docker_argv(detach=True, tty=False)
+    argv = plan.docker_args(detach=True, tty=False)
     assert argv[argv.index("-p") + 1] == "127.0.0.1:8899:8888"
     assert argv[argv.index("-v") + 1] == f"{tmp_path}:/home/jovyan/work"
     assert "s3cr3t-token" not in " ".join(argv)  # `ps` on the host shows argv

@@ -15,13 +15,13 @@ import hashlib
 import io
 import json
 import re
-import subprocess
 import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder.errors import BuildError, last_line
+from builder import docker
+from builder.errors import BuildError
 from builder.image import normalise as normalise_
 from builder.image.layers import LayerFile
 
@@ -91,35 +91,11 @@ def append_layers(
 
     ``make_config(base_config) -> dict`` gives the runtime config (Env, User, Labels...);
     the layers of ``image`` whose diff_id is in ``normalise`` are rewritten reproducibly."""
-    with tempfile.TemporaryFile() as save_err, tempfile.TemporaryFile() as load_out:
-        save = subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE, stderr=save_err)
-        load = subprocess.Popen(
-            ["docker", "load"], stdin=subprocess.PIPE, stdout=load_out, stderr=subprocess.STDOUT
-        )
-        try:
-            config_bytes = _rewrite(save.stdout, load.stdin, layers, make_config, epoch, normalise)
-            load.stdin.close()
-        except BaseException as exc:
-            for proc in (save, load):
-                proc.kill()
-                proc.wait()
-            if not isinstance(exc, (BrokenPipeError, tarfile.TarError)):
-                raise
-            save_err.seek(0)
-            load_out.seek(0)
-            detail = (load_out.read() or save_err.read()).decode(errors="replace").strip()
-            raise BuildError(
-                f"moving the image through docker save/load failed: {last_line(detail) or exc}"
-            ) from None
-        save.wait()
-        load.wait()
-        save_err.seek(0)
-        load_out.seek(0)
-        if save.returncode != 0:
-            raise BuildError(f"docker save {image} failed: {last_line(save_err.read())}")
-        output = load_out.read().decode(errors="replace")
-        if load.returncode != 0:
-            raise BuildError(f"docker load failed: {last_line(output)}")
+    config_bytes, output = docker.save_load(
+        image,
+        lambda saved, to_load: _rewrite(saved, to_load, layers, make_config, epoch, normalise),
+        error=BuildError,
+    )
     # docker's classic store names an image by its config digest; ask docker when it says
     loaded = re.search(r"Loaded image ID: (sha256:[0-9a-f]{64})", output)
     return loaded.group(1) if loaded else "sha256:" + hashlib.sha256(config_bytes).hexdigest()

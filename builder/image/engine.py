@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from builder.image import docker
+from builder import docker
 from builder.lock.channels import ChannelMap
 from builder.lock.model import LockedDistribution
 from builder.project import Project

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from pathlib import Path
 
+from builder import git
 from builder.lock.model import LockedDistribution
 from builder.spec.layering import Distribution
 
@@ -24,30 +24,25 @@ DISTRIBUTION = "io.scistacks.distribution"
 ENGINE = "io.scistacks.engine"
 
 
-def _git(root: Path, *args: str) -> str | None:
-    try:
-        proc = subprocess.run(
-            ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    out = proc.stdout.strip()
-    return out if proc.returncode == 0 and out else None
-
-
 def _without_credentials(url: str) -> str:
     # https://user:token@host/repo -> https://host/repo: labels are public
     return re.sub(r"^([a-z][a-z0-9+.-]*://)[^/@]*@", r"\1", url)
 
 
 def source_url(root: Path) -> str | None:
-    """Where the project lives: ``$SCISTACKS_SOURCE_URL``, else git's ``origin``."""
-    url = os.environ.get(SOURCE_ENV) or _git(root, "remote", "get-url", "origin")
-    return _without_credentials(url) if url else None
+    """Where the project lives: ``$SCISTACKS_SOURCE_URL``, else git's ``origin`` when it is
+    an http(s) URL. The OCI label must be a URL: a local path or an scp-style
+    ``git@host:org/repo`` gives none (converting it would guess at a web address)."""
+    url = os.environ.get(SOURCE_ENV)
+    if not url:
+        url = git.origin(root)
+        if not url or not re.match(r"https?://", url, re.IGNORECASE):
+            return None
+    return _without_credentials(url)
 
 
 def revision(root: Path) -> str:
-    return _git(root, "rev-parse", "HEAD") or "unknown"
+    return git.head(root) or "unknown"
 
 
 def image_labels(

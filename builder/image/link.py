@@ -21,9 +21,8 @@ import os
 from importlib import resources
 from pathlib import Path, PurePosixPath
 
-from builder import fsutil
+from builder import docker, fsutil
 from builder.errors import BuildError
-from builder.image import docker
 from builder.lock.model import LockedPackage
 
 SCRIPT = "link-env.sh"
@@ -115,7 +114,7 @@ def finish(
         ]
         what = f"finishing the environment in the {oci_platform} image (log: {fsutil.shown(log)})"
         try:
-            docker.run(args, what=what, log=log)
+            docker.run(args, what=f"{what} failed", error=BuildError, log=log)
         except BuildError as exc:
             raise _failure(log, what, system_python) or exc from None
     if "@@end" not in log.read_text(errors="replace").splitlines():

@@ -30,8 +30,8 @@ from urllib.parse import urlparse
 
 import yaml
 
+from builder import docker as docker_cli
 from builder.errors import BuildError, ScistacksError
-from builder.image import docker as docker_cli
 from builder.project import conda_platform, oci_platform
 
 # What repo2docker's conda buildpack can build (it maps exactly these two to conda subdirs).
@@ -234,7 +234,8 @@ def derive_base_image(base_image: str, build_env: Mapping[str, str], oci: str) -
     tag = f"scistacks/repo2docker-base:{digest}"
     docker_cli.run(
         ["buildx", "build", "--platform", oci, "--load", "--tag", tag, "-"],
-        what=f"deriving a base image from {base_image}",
+        what=f"deriving a base image from {base_image} failed",
+        error=BuildError,
         input=dockerfile.encode(),
     )
     return tag
@@ -256,7 +257,7 @@ def build_with_repo2docker(
     folder = _require_context(context_dir)
     oci = _platform(oci_platform)
     base = base_image or default_base_image()
-    docker_cli.require()
+    docker_cli.require(BuildError)
     check_base_image(base, oci)
     check_channels(folder)
     if build_env:

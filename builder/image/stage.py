@@ -9,8 +9,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from builder import docker
 from builder.errors import BuildError
-from builder.image import docker
 from builder.image import labels as oci_labels
 from builder.image.engine import ENGINES, BuildJob
 from builder.image.record import write_record
@@ -102,7 +102,7 @@ def build(
     locked = locking.read_lock(project, name)
     if tag and len(wanted) > 1 and "{arch}" not in tag:
         tag += "-{arch}"  # one tag per platform, never one tag moved between them
-    docker.require()
+    docker.require(BuildError)
 
     from builder.context import write_context
 

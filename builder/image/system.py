@@ -8,9 +8,9 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from builder import fsutil
+from builder import docker, fsutil
 from builder.errors import BuildError
-from builder.image import docker, layers
+from builder.image import layers
 from builder.image.conventions import CONDA_DIR, HOME, NB_UID, NB_USER
 
 Echo = Callable[[str], None]
@@ -90,7 +90,7 @@ def post_build(
 ) -> str:
     # FROM needs a name (BuildKit would look an ID up on Docker Hub): a temporary tag
     temporary = f"scistacks-build/{ref.replace('/', '-').replace(':', '-')}:env".lower()
-    docker.tag(image, temporary)
+    docker.tag(image, temporary, error=BuildError)
     try:
         dockerfile = work / "postbuild.Dockerfile"
         dockerfile.write_text(postbuild_dockerfile(temporary))
@@ -121,7 +121,8 @@ def _buildx(work: Path, step: str, oci_platform: str, args: list[str], what: str
             str(iid),
             *args,
         ],
-        what=f"{what} for {oci_platform} (log: {fsutil.shown(log)})",
+        what=f"{what} for {oci_platform} (log: {fsutil.shown(log)}) failed",
+        error=BuildError,
         log=log,
     )
     return iid.read_text().strip()

@@ -19,6 +19,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from builder import docker
 from builder.errors import PublishError
 from builder.fsutil import write_atomic
 
@@ -138,28 +139,23 @@ class LocalRegistry:
 
     # -- the registry image ------------------------------------------------------------
     def _start_container(self) -> None:
-        if not shutil.which("docker"):
+        if not docker.available():
             raise PublishError(
                 f"no registry on {self.address}, and neither docker-registry nor docker "
                 "is installed (pass --registry)"
             )
-        if (
-            subprocess.run(
-                ["docker", "start", CONTAINER], capture_output=True, text=True
-            ).returncode
-            == 0
-        ):
+        if docker.call(["start", CONTAINER], error=PublishError).returncode == 0:
             return
-        proc = subprocess.run(
+        proc = docker.call(
             [
-                "docker", "run", "-d", "--name", CONTAINER, "--restart", "unless-stopped",
+                "run", "-d", "--name", CONTAINER, "--restart", "unless-stopped",
                 "-p", f"{self.address}:5000", "-v", f"{CONTAINER}:/var/lib/registry", IMAGE,
             ],
-            capture_output=True,
-            text=True,
+            error=PublishError,
+            timeout=None,
         )  # fmt: skip
         if proc.returncode != 0:
-            tail = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
+            tail = docker.reason(proc)
             raise PublishError(
                 f"no registry on {self.address}, no docker-registry on PATH, and the "
                 f"{IMAGE} image does not run: {tail} (install docker-registry or pass --registry)"

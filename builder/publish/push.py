@@ -19,12 +19,10 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
 import time
 from collections.abc import Callable
-from pathlib import Path
 
+from builder import docker, git
 from builder.errors import PublishError
 from builder.image import labels as oci_labels
 from builder.lock.model import LockedDistribution
@@ -43,15 +41,6 @@ SMOKE_TYPE = "application/vnd.scistacks.smoke+markdown"
 
 
 # -- 1. what may be published ----------------------------------------------------------------
-
-
-def _docker_image_id(ref: str) -> str | None:
-    proc = subprocess.run(
-        ["docker", "image", "inspect", "--format", "{{.Id}}", ref],
-        capture_output=True,
-        text=True,
-    )
-    return proc.stdout.strip() if proc.returncode == 0 else None
 
 
 def verified_images(
@@ -81,7 +70,7 @@ def verified_images(
                 f"--platform {oci_platform(plat)})",
                 file=record_file,
             )
-        current = _docker_image_id(entry.ref)
+        current = docker.image_id(entry.ref, error=PublishError)
         if current != entry.image_id:
             now = f"is now {current[:19]}" if current else "is gone"
             raise PublishError(
@@ -109,23 +98,6 @@ def _artifacts(project: Project, name: str, locked) -> list[tuple[str, str, byte
 
 
 # -- 2.-5. the registry side -----------------------------------------------------------------
-
-
-def _git_sha(root: Path) -> str | None:
-    if not shutil.which("git"):
-        return None
-    proc = subprocess.run(
-        ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True
-    )
-    return proc.stdout.strip() if proc.returncode == 0 else None
-
-
-def _run(args: list[str], what: str) -> str:
-    proc = subprocess.run(args, capture_output=True, text=True)
-    if proc.returncode != 0:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()
-        raise PublishError(f"{what}: {tail[-1] if tail else f'exit {proc.returncode}'}")
-    return proc.stdout
 
 
 def target(registry: str, name: str) -> tuple[Registry, Reference]:
@@ -177,7 +149,7 @@ def publish(
         TagContext(
             name,
             locked,
-            git_sha=git_sha if git_sha is not None else _git_sha(project.root),
+            git_sha=git_sha if git_sha is not None else git.head(project.root),
             existing_tags=frozenset(existing),
         )
     )
@@ -203,13 +175,14 @@ def publish(
         for plat, entry in images.items():
             dest = str(ref.with_tag(arch_tags[plat]))
             started = time.monotonic()
-            _run(["docker", "tag", entry.ref, dest], f"cannot tag {entry.ref}")
-            _run(["docker", "push", "--quiet", dest], f"cannot push {dest}")
+            docker.run(["tag", entry.ref, dest], what=f"cannot tag {entry.ref}", error=PublishError)
+            docker.run(["push", "--quiet", dest], what=f"cannot push {dest}", error=PublishError)
             echo(f"pushed {dest} in {time.monotonic() - started:.0f}s")
-        _run(
-            ["docker", "buildx", "imagetools", "create", "-t", str(ref.with_tag(content))]
+        docker.run(
+            ["buildx", "imagetools", "create", "-t", str(ref.with_tag(content))]
             + [str(ref.with_tag(t)) for t in arch_tags.values()],
-            "cannot create the manifest list",
+            what="cannot create the manifest list",
+            error=PublishError,
         )
         index = client.manifest(repo, content)
         if index is None:

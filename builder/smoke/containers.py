@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import heapq
-import subprocess
 import threading
 import time
 import uuid
@@ -16,6 +15,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from builder import docker
 from builder.errors import SmokeError
 from builder.smoke.results import Target
 
@@ -128,20 +128,10 @@ class Containers:
         self.cleanup()
 
     def cleanup(self) -> None:
-        with contextlib.suppress(OSError, subprocess.SubprocessError):
-            proc = subprocess.run(
-                ["docker", "ps", "-aq", "--filter", f"label={RUN_LABEL}={self.run_id}"],
-                capture_output=True,
-                text=True,
-                timeout=60,
-            )
-            ids = proc.stdout.split()
-            if ids:
-                subprocess.run(["docker", "rm", "-f", *ids], capture_output=True, timeout=120)
-
-    def _kill(self, name: str) -> None:
-        with contextlib.suppress(OSError, subprocess.SubprocessError):
-            subprocess.run(["docker", "kill", name], capture_output=True, timeout=KILL_GRACE)
+        found = docker.quiet(["ps", "-aq", "--filter", f"label={RUN_LABEL}={self.run_id}"])
+        ids = found.stdout.split() if found else []
+        if ids:
+            docker.quiet(["rm", "-f", *ids], timeout=120)
 
     def run(
         self,
@@ -163,7 +153,6 @@ class Containers:
             self._count += 1
             name = f"scistacks-smoke-{self.run_id}-{self._count}"
         args = [
-            "docker",
             "run",
             "--rm",
             "--pull",
@@ -204,19 +193,19 @@ class Containers:
             with open(stdout, "wb") as out, open(stderr, "wb") as err:
                 if self.closed:
                     raise SmokeError("interrupted")
-                proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+                container = docker.Container(args, name, out, err, error=SmokeError)
                 try:
                     if self.closed:  # closed while starting: the clean-up may have missed it
                         raise SmokeError("interrupted")
                     while True:
                         left = started + timeout - time.monotonic()
                         if left <= 0:
-                            raise subprocess.TimeoutExpired(args, timeout)
-                        try:
-                            code = proc.wait(timeout=min(left, 0.25))
+                            timed_out = True
+                            code = container.stop(KILL_GRACE)
                             break
-                        except subprocess.TimeoutExpired:
-                            pass
+                        code = container.wait(min(left, 0.25))
+                        if code is not None:
+                            break
                         if self.closed:  # its container may have escaped close()
                             raise SmokeError("interrupted")
                         # without a ``ready`` marker, the whole run counts as start-up
@@ -225,22 +214,8 @@ class Containers:
                             or time.monotonic() - started > STARTUP_SLOT_MAX
                         ):
                             release()
-                except subprocess.TimeoutExpired:
-                    timed_out = True
-                    self._kill(name)
-                    try:
-                        code = proc.wait(timeout=KILL_GRACE)
-                    except subprocess.TimeoutExpired:
-                        proc.kill()
-                        code = proc.wait()
                 except BaseException:  # interrupted: the container must not outlive us
-                    self._kill(name)
-                    proc.kill()
-                    proc.wait()
-                    with contextlib.suppress(OSError, subprocess.SubprocessError):
-                        subprocess.run(
-                            ["docker", "rm", "-f", name], capture_output=True, timeout=60
-                        )
+                    container.abort(KILL_GRACE)
                     raise
         finally:
             release()

@@ -16,8 +16,8 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
+from builder import docker
 from builder.errors import RecordError, SmokeError
-from builder.image import docker
 from builder.project import SMOKE_RESULTS, Project, oci_platform
 from builder.records import SmokeResults
 from builder.smoke.containers import Containers

@@ -6,8 +6,8 @@ from __future__ import annotations
 import platform as host
 from collections.abc import Iterable, Sequence
 
+from builder import docker
 from builder.errors import RecordError, SmokeError
-from builder.image import docker
 from builder.project import OCI_PLATFORMS, Project, conda_platform, oci_platform
 from builder.smoke.results import Target
 from builder.spec.layering import Distribution

@@ -92,3 +92,32 @@ def test_labels_outside_git_and_source_override(tmp_path, locked, monkeypatch):
     monkeypatch.setenv(labels.SOURCE_ENV, "https://example.org/mirror/stacks")
     out = labels.image_labels(tmp_path, dist(), locked, "linux-64", "repo2docker")
     assert out["org.opencontainers.image.source"] == "https://example.org/mirror/stacks"
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "git@github.com:org/stacks.git",  # scp-style: not a URL
+        "example.org:stacks",
+        "/srv/git/stacks.git",  # a local clone
+        "../stacks",
+        "file:///srv/git/stacks.git",
+        "ssh://git@example.org/org/stacks.git",
+    ],
+)
+def test_an_origin_that_is_no_web_url_gives_no_source(tmp_path, locked, monkeypatch, origin):
+    monkeypatch.delenv(labels.SOURCE_ENV, raising=False)
+    git(tmp_path, "init", "-q")
+    git(tmp_path, "remote", "add", "origin", origin)
+    out = labels.image_labels(tmp_path, dist(), locked, "linux-64", "native")
+    assert "org.opencontainers.image.source" not in out
+    monkeypatch.setenv(labels.SOURCE_ENV, "https://example.org/org/stacks")
+    out = labels.image_labels(tmp_path, dist(), locked, "linux-64", "native")
+    assert out["org.opencontainers.image.source"] == "https://example.org/org/stacks"
+
+
+def test_an_http_origin_is_the_source(tmp_path, locked, monkeypatch):
+    monkeypatch.delenv(labels.SOURCE_ENV, raising=False)
+    git(tmp_path, "init", "-q")
+    git(tmp_path, "remote", "add", "origin", "http://git.example.org/org/stacks")
+    assert labels.source_url(tmp_path) == "http://git.example.org/org/stacks"
