@@ -41,9 +41,9 @@ from pathlib import Path
 
 import rattler
 
-from builder import docker, fsutil
+from builder import fsutil
 from builder.errors import BuildError
-from builder.image import assemble, layers, link, wheels
+from builder.image import assemble, docker, layers, link, wheels
 from builder.image.conventions import (
     CONDA_DIR,
     DEFAULT_BASE_IMAGE,
@@ -97,15 +97,17 @@ def install(
     platform: str,
     staging: Path,
     channel_map: ChannelMap,
+    pip_python: str | None = None,
 ) -> dict[str, LockedPackage]:
-    """Verify and install the platform's locked packages and wheels into ``staging``."""
+    """Verify and install the platform's locked packages and wheels into ``staging``;
+    ``pip_python``: the spec's Python of the wheels when conda locks none."""
     from builder.image.fetch import fetch
 
     lockfile = project.relative(project.lockfile(locked.name))
     packages = locked.by_name(platform)
     cache = project.build_dir / "cache" / "pkgs"
     pypi = locked.pypi.get(platform, [])
-    python = wheels.target_python(locked, platform, lockfile) if pypi else ("", False)
+    python = wheels.target_python(locked, platform, pip_python, lockfile) if pypi else ("", False)
     archives = fetch(list(packages.values()), cache, channel_map, lockfile=lockfile)
     wheel_files = _fetch_wheels(project, pypi, cache, lockfile) if pypi else {}
     records = _lock_records(project, locked.name, platform)
@@ -372,10 +374,12 @@ def _build(
     echo(
         f"  fetching, verifying and installing {len(locked.packages[platform])} locked packages ({platform})"
     )
-    packages = install(project, locked, platform, staging, channel_map)
+    packages = install(project, locked, platform, staging, channel_map, dist.pip_python)
     pypi = locked.pypi.get(platform, [])
     lockfile = project.relative(project.lockfile(locked.name))
-    python, conda_python = wheels.target_python(locked, platform, lockfile) if pypi else ("", True)
+    python, conda_python = (
+        wheels.target_python(locked, platform, dist.pip_python, lockfile) if pypi else ("", True)
+    )
     system = build_system(
         base_image, apt_packages(context_dir), oci_platform, work / "system", echo
     )
@@ -429,7 +433,7 @@ def _build(
         image = assemble.append_layers(
             built, [], lambda base: base["config"], epoch, normalise=layers_above(built, image)
         )
-    docker.tag(image, ref, error=BuildError)
+    docker.tag(image, ref)
     return NativeBuild(image, tuple(f for _, f in env_layers), env_bytes)
 
 

@@ -50,19 +50,21 @@ def interpreter(python: str, conda_python: bool) -> str:
     return SYSTEM_PYTHON.format(python=python)
 
 
-def target_python(locked: LockedDistribution, platform: str, lockfile: str) -> tuple[str, bool]:
+def target_python(
+    locked: LockedDistribution, platform: str, pip_python: str | None, lockfile: str
+) -> tuple[str, bool]:
     """``("3.11", True)``: the Python the wheels were resolved for, and whether it is the
-    environment's own (conda's ``python``) or the system's (the lock's ``pip_python``)."""
+    environment's own (conda's ``python``) or the system's (the spec's ``pip_python``, which
+    the lock's input hash covers)."""
     conda = locked.version_of("python", platform) if locked.packages.get(platform) else None
     if conda:
         return ".".join(conda.split(".")[:2]), True
-    system = locked.metadata.get("pip_python", "")
-    if not system:
+    if not pip_python:
         raise BuildError(
             f"the {platform} lock has PyPI wheels but neither a conda python nor pip_python",
             file=lockfile,
         )
-    return system, False
+    return pip_python, False
 
 
 def _check_tags(package: PypiPackage, platform: str, lockfile: str) -> None:

@@ -429,8 +429,13 @@ def check_demo_image(image, machine: str) -> None:
     )
     assert labels["io.scistacks.distribution"] == "demo"
     # the version label is the tag publish gives the image (one content tag, not two)
-    assert labels["org.opencontainers.image.version"] == content_tag(read_lock(Project.at(image.project), "demo"))
-    assert labels["org.opencontainers.image.version"] == "lock-" + labels["io.scistacks.lock-hash"][:12]
+    assert labels["org.opencontainers.image.version"] == content_tag(
+        read_lock(Project.at(image.project), "demo")
+    )
+    assert (
+        labels["org.opencontainers.image.version"]
+        == "lock-" + labels["io.scistacks.lock-hash"][:12]
+    )
     assert (
         labels["org.opencontainers.image.revision"] == "unknown"
     )  # the temp project is no git checkout
@@ -637,3 +642,164 @@ def test_an_image_from_another_commit_is_rebuilt_not_reused(demo_copy):
         assert proc.returncode == 0 and "skipped" in proc.stderr
     finally:
         subprocess.run(["docker", "image", "rm", "--no-prune", tag], capture_output=True)
+
+
+# ---------------------------------------------------------------- docker: PyPI wheels
+
+PYPI_INDEX = "https://pypi.scistacks-demo.invalid/simple"
+PYDEMO_START = """#!/bin/bash
+# the locked wheels sit in the environment's site-packages for Debian's python3.11
+export PYTHONPATH="${NB_PYTHON_PREFIX}/lib/python3.11/site-packages${PYTHONPATH:+:${PYTHONPATH}}"
+exec "$@"
+"""
+
+
+def _toml_table(name: str, table: dict) -> list[str]:
+    scalars = [f'"{k}" = "{v}"' for k, v in table.items() if not isinstance(v, dict)]
+    out = [f"[{name}]", *scalars]
+    for key, value in table.items():
+        if isinstance(value, dict):
+            out += _toml_table(f"{name}.{key}", value)
+    return out
+
+
+@pytest.fixture(scope="module")
+def pypi_project(demo_project, tmp_path_factory) -> Path:
+    """The demo project with a child distribution, ``pydemo``, whose ``pip:`` section
+    locks the demo's wheels from an index mapped to distributions/demo/wheels."""
+    import tomllib
+
+    root = tmp_path_factory.mktemp("pypi-project")
+    shutil.copytree(demo_project, root, dirs_exist_ok=True, ignore=shutil.ignore_patterns("build"))
+    config = tomllib.loads((root / "pyproject.toml").read_text())
+    tool = config.setdefault("tool", {}).setdefault("scistacks", {})
+    tool.setdefault("pypi-index", PYPI_INDEX)
+    tool.setdefault("pypi-index-map", {})[tool["pypi-index"]] = "distributions/demo/wheels"
+    (root / "pyproject.toml").write_text("\n".join(_toml_table("tool.scistacks", tool)) + "\n")
+    folder = root / "distributions" / "pydemo"
+    folder.mkdir()
+    (folder / "start").write_text(PYDEMO_START)
+    (folder / "distribution.yml").write_text(
+        "name: pydemo\nextends: demo\npip:\n  - demo-pyutil\npip_python: '3.11'\n"
+        "start: start\nimports: [demo_pyutil]\n"
+    )
+    proc = scistacks(root, "lock", "pydemo")
+    assert proc.returncode == 0, proc.stderr
+    return root
+
+
+@pytest.fixture(scope="module")
+def pypi_images(pypi_project):
+    """``pypi_images("linux/amd64") -> (ref, seconds)``: pydemo built once per platform."""
+    import time
+
+    built: dict[str, tuple[str, float]] = {}
+
+    def get(oci: str) -> tuple[str, float]:
+        if oci not in built:
+            started = time.monotonic()
+            proc = scistacks(pypi_project, "build", "pydemo", "--platform", oci, "--rebuild")
+            assert proc.returncode == 0, proc.stderr
+            record = json.loads((pypi_project / "build/images/pydemo.json").read_text())
+            platform = {"linux/amd64": "linux-64", "linux/arm64": "linux-aarch64"}[oci]
+            built[oci] = (record["platforms"][platform]["ref"], time.monotonic() - started)
+        return built[oci]
+
+    return get
+
+
+def locked_pip(project: Path, name: str, platform: str) -> dict[str, str]:
+    """name -> version of the lock's pip entries, as conda-lock itself reads them."""
+    from conda_lock.lockfile import parse_conda_lock_file
+
+    lock = parse_conda_lock_file(project / "lockfiles" / name / "conda-lock.yml")
+    return {
+        p.name: p.version for p in lock.package if p.manager == "pip" and p.platform == platform
+    }
+
+
+WHEELS_PROBE = """
+import importlib.metadata as md, pathlib, subprocess, sys
+site = pathlib.Path(sys.argv[1])
+for d in sorted(site.glob("*.dist-info")):
+    if (d / "INSTALLER").read_text().strip() == "scistacks":
+        dist = md.PathDistribution(d)
+        rows = (d / "RECORD").read_text().splitlines()
+        pycs = [r for r in rows if r.split(",")[0].endswith(".pyc")]
+        print("wheel", dist.metadata["Name"], dist.version, len(pycs))
+import demo_pyutil
+print("module", demo_pyutil.__file__)
+"""
+
+
+def check_pypi_image(project: Path, ref: str, oci: str, machine: str) -> None:
+    platform = {"linux/amd64": "linux-64", "linux/arm64": "linux-aarch64"}[oci]
+    site = f"{ENV}/lib/python3.11/site-packages"
+    run = ["docker", "run", "--rm", "--network", "none", "--platform", oci, ref]
+    script = subprocess.run(
+        [*run, "sh", "-c", 'uname -m; head -n1 "$(command -v demo-warmest)"; demo-warmest'],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert script.returncode == 0, script.stderr
+    lines = script.stdout.splitlines()
+    assert lines[:2] == [machine, "#!/usr/bin/python3.11"]
+    assert lines[2].startswith("warmest station: "), lines
+    probe = subprocess.run(
+        [*run, "python3", "-c", WHEELS_PROBE, site], capture_output=True, text=True, timeout=300
+    )
+    assert probe.returncode == 0, probe.stderr
+    wheels_found = {}
+    for line in probe.stdout.splitlines():
+        kind, *rest = line.split()
+        if kind == "wheel":
+            name, version, pycs = rest
+            assert int(pycs) >= 1, line  # compiled in the image, listed in RECORD
+            wheels_found[name] = version
+        else:
+            assert rest == [f"{site}/demo_pyutil.py"]
+    expected = locked_pip(project, "pydemo", platform)
+    assert set(expected) == {"demo-pyutil", "demo-pylib-extra"}
+    assert wheels_found == expected
+    # no path of the build machine in what the wheels installed (RECORD, scripts, pyc)
+    grep = subprocess.run([*run, "grep", "-rlF", str(project.parent), ENV], capture_output=True)
+    assert grep.returncode == 1 and grep.stdout == b"", grep.stdout
+
+    # the wheels have a layer group of their own, above every conda layer
+    history = subprocess.run(
+        ["docker", "history", "--no-trunc", "--format", "{{.CreatedBy}}", ref],
+        capture_output=True, text=True, check=True,
+    ).stdout.splitlines()[::-1]  # fmt: skip
+    env = [h.removeprefix("scistacks env: ") for h in history if h.startswith("scistacks env: ")]
+    pypi = [h for h in env if h.startswith("pypi/")]
+    assert pypi and env[-1] == "conda-meta"
+    assert env[len(env) - 1 - len(pypi) : -1] == pypi  # all conda layers below them
+    in_pypi = {p for h in pypi for p in h.split(" (", 1)[1].rstrip(")").split(", ")}
+    assert in_pypi == set(expected)
+
+
+@pytest.mark.docker
+def test_pypi_wheels_amd64_image(pypi_project, pypi_images):
+    ref, _ = pypi_images("linux/amd64")
+    check_pypi_image(pypi_project, ref, "linux/amd64", "x86_64")
+
+
+@pytest.mark.docker
+@pytest.mark.arm64
+def test_pypi_wheels_arm64_image(pypi_project, pypi_images):
+    ref, _ = pypi_images("linux/arm64")
+    check_pypi_image(pypi_project, ref, "linux/arm64", "aarch64")
+
+
+@pytest.mark.docker
+def test_a_wheel_that_is_not_the_locked_one_fails_the_build(pypi_project, tmp_path):
+    project = tmp_path / "project"
+    shutil.copytree(pypi_project, project, ignore=shutil.ignore_patterns("build"))
+    wheel = next((project / "distributions/demo/wheels").glob("demo_pyutil-*.whl"))
+    wheel.write_bytes(wheel.read_bytes() + b"\0")
+    tag = f"scistacks-test/bad:{uuid.uuid4().hex[:8]}"
+    proc = scistacks(project, "build", "pydemo", "--platform", "linux/amd64", "--tag", tag)
+    assert_one_line_failure(
+        proc, "lockfiles/pydemo/conda-lock.yml", "pypi demo-pyutil", "hash mismatch"
+    )
+    assert_no_image(tag)
+    assert not list((project / "build" / "cache" / "pkgs" / "pypi").glob("demo_pyutil-*"))

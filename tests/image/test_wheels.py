@@ -195,14 +195,14 @@ def test_target_python_is_the_locked_one():
         "python", "3.12.7", "h1_0", "linux-64", "https://x/python.conda", "", "a"
     )
     with_conda = LockedDistribution("d", ("linux-64",), (), {"linux-64": [python]}, "")
-    assert wheels.target_python(with_conda, "linux-64", LOCK) == ("3.12", True)
-    system = LockedDistribution(
-        "d", ("linux-64",), (), {"linux-64": []}, "", {"pip_python": "3.11"}
+    assert wheels.target_python(with_conda, "linux-64", None, LOCK) == ("3.12", True)
+    system = LockedDistribution("d", ("linux-64",), (), {"linux-64": []}, "")
+    assert wheels.target_python(system, "linux-64", "3.11", LOCK) == ("3.11", False)
+    with pytest.raises(BuildError) as err:
+        wheels.target_python(system, "linux-64", None, LOCK)
+    assert str(err.value) == (
+        f"{LOCK}: the linux-64 lock has PyPI wheels but neither a conda python nor pip_python"
     )
-    assert wheels.target_python(system, "linux-64", LOCK) == ("3.11", False)
-    neither = LockedDistribution("d", ("linux-64",), (), {"linux-64": []}, "")
-    with pytest.raises(BuildError, match="neither a conda python nor pip_python"):
-        wheels.target_python(neither, "linux-64", LOCK)
 
 
 # ---------------------------------------------------------------- fetch
@@ -258,7 +258,8 @@ def pypi_project(tmp_path, wheelhouse) -> Path:
 
 
 def with_wheels(project: Project, wheelhouse, names=("tool", "help")):
-    """The fixture's lock with PyPI entries under the canonical index, for the system's 3.11."""
+    """The fixture's lock with PyPI entries under the canonical index (install them with
+    ``pip_python="3.11"``: the fixture has no conda python)."""
     locked = read_lock(project, "fixture")
     locked.pypi = {
         "linux-aarch64": [
@@ -266,7 +267,6 @@ def with_wheels(project: Project, wheelhouse, names=("tool", "help")):
             for n in names
         ]
     }
-    locked.metadata["pip_python"] = "3.11"
     return locked
 
 
@@ -279,6 +279,7 @@ def test_install_reads_a_mapped_index_from_its_folder(pypi_project, wheelhouse):
         "linux-aarch64",
         staging,
         ChannelMap.from_sources(pypi_project),
+        pip_python="3.11",
     )
     assert (staging / "share" / "fixture" / "data.txt").read_text() == "hi"
     assert (staging / SITE / "demo_pytool" / "__init__.py").is_file()
@@ -298,6 +299,7 @@ def test_install_stages_nothing_when_a_wheel_does_not_match(pypi_project, wheelh
             "linux-aarch64",
             pypi_project / "stage",
             ChannelMap.from_sources(pypi_project),
+            pip_python="3.11",
         )
     message = str(err.value)
     assert message.startswith(f"{LOCK}: pypi demo-pytool 1.0: hash mismatch for file://")
@@ -312,7 +314,7 @@ def test_a_pypi_bump_changes_only_the_pypi_layers(pypi_project, wheelhouse, tmp_
     def layer_files(tag: str) -> dict[str, str]:
         locked = with_wheels(project, wheelhouse)
         staging = tmp_path / f"stage-{tag}"
-        native.install(project, locked, "linux-aarch64", staging, cmap)
+        native.install(project, locked, "linux-aarch64", staging, cmap, pip_python="3.11")
         groups = native.package_groups(project, project_dist(), locked, "linux-aarch64")
         written, _ = native.write_env_layers(
             staging,
