@@ -5,9 +5,9 @@
   have no namespace; the channel is a qualifier); each locked PyPI wheel as
   ``pkg:pypi/NAME@VERSION``, with its sha256;
 - the lock's dependency graph: each package ``dependsOn`` the locked packages its
-  ``depends`` name on the same platform (a wheel: the locked wheels it requires); the
-  image depends on the packages nothing else depends on, so every package is reachable
-  from it;
+  ``depends`` name on the same platform (a wheel: the locked wheels it requires, and the
+  conda packages that install the other PyPI projects it requires); the image depends on
+  the packages nothing else depends on, so every package is reachable from it;
 - reproducible: the same lock gives the same bytes. The serial number is a UUID derived
   from the lock hash, and the timestamp comes from ``SOURCE_DATE_EPOCH`` (omitted without it).
 """
@@ -20,6 +20,7 @@ import uuid
 import warnings
 from datetime import UTC, datetime
 
+from builder.lock import pypi_names
 from builder.lock.channels import channel_name
 from builder.lock.model import LockedDistribution, LockedPackage, PypiPackage
 
@@ -97,27 +98,36 @@ def sbom_json(locked: LockedDistribution) -> str:
             p.name: {d.split()[0] for d in p.depends if d.strip()} for p in locked.packages[plat]
         }
         top_level += _graph(bom, components, depends)
-        top_level += _pypi_components(bom, locked.pypi.get(plat, []), plat)
+        provided = {
+            name: components[p.conda.name]
+            for name, p in pypi_names.provided(locked.packages[plat]).items()
+        }
+        top_level += _pypi_components(bom, locked.pypi.get(plat, []), plat, provided)
     bom.register_dependency(root, top_level)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the library's own advice, e.g. on missing licenses
         return JsonV1Dot5(bom).output_as_string(indent=2)
 
 
-def _graph(bom, components: dict, depends: dict[str, set[str]]) -> list:
-    """Add ``components`` with their ``dependsOn`` among themselves; return those nothing
-    else depends on."""
+def _graph(
+    bom, components: dict, depends: dict[str, set[str]], outside: dict | None = None
+) -> list:
+    """Add ``components`` with their ``dependsOn`` among themselves (and on ``outside``
+    components, by dependency name); return those nothing else here depends on."""
     needed: set[str] = set()
+    outside = outside or {}
     for name, component in components.items():
         bom.components.add(component)
         deps = depends[name] & (components.keys() - {name})
         needed |= deps
-        bom.register_dependency(component, [components[d] for d in sorted(deps)])
+        others = [outside[d] for d in sorted(depends[name] - components.keys()) if d in outside]
+        bom.register_dependency(component, [components[d] for d in sorted(deps)] + others)
     return [c for name, c in components.items() if name not in needed]
 
 
-def _pypi_components(bom, wheels: list[PypiPackage], plat: str) -> list:
-    """Add the platform's wheels and their graph; return those no other wheel requires."""
+def _pypi_components(bom, wheels: list[PypiPackage], plat: str, provided: dict) -> list:
+    """Add the platform's wheels and their graph (``provided``: PyPI name -> the conda
+    component installing it); return those no other wheel requires."""
     from cyclonedx.model import HashAlgorithm, HashType
     from cyclonedx.model.component import Component, ComponentType
 
@@ -133,7 +143,7 @@ def _pypi_components(bom, wheels: list[PypiPackage], plat: str) -> list:
         for w in wheels
     }
     depends = {w.name: {_requirement_name(d) for d in w.depends if d.strip()} for w in wheels}
-    return _graph(bom, components, depends)
+    return _graph(bom, components, depends, provided)
 
 
 def _requirement_name(requirement: str) -> str:

@@ -106,8 +106,8 @@ def test_the_timestamp_comes_from_source_date_epoch(monkeypatch):
 
 
 def with_wheels(locked):
-    """The demo's lock with two wheels per platform, one requiring the other (PyPI names
-    as locked: PEP 503 normalised)."""
+    """The demo's lock with two wheels per platform, one requiring the other, which
+    requires demo-pylib, a PyPI project the conda lock installs."""
     from builder.lock.model import PypiPackage
 
     def wheel(name, version, plat, depends=()):
@@ -119,7 +119,7 @@ def with_wheels(locked):
     pypi = {
         plat: [
             wheel("demo-pyutil", "1.2.0", plat, ("demo-pylib-extra >=0.1",)),
-            wheel("demo-pylib-extra", "0.3.1", plat),
+            wheel("demo-pylib-extra", "0.3.1", plat, ("demo-pylib <1,>=0.2",)),
         ]
         for plat in locked.platforms
     }
@@ -155,7 +155,9 @@ def test_pypi_wheels_are_pypi_purls_in_the_graph(monkeypatch):
     for plat in locked.platforms:
         util = f"{plat}/pypi/demo_pyutil-1.2.0-py3-none-any.whl"
         extra = f"{plat}/pypi/demo_pylib_extra-0.3.1-py3-none-any.whl"
+        pylib = next(p for p in locked.packages[plat] if p.name == "demo-pylib")
         assert graph[util] == {extra}
+        assert graph[extra] == {f"{plat}/{pylib.file_name}"}  # the conda package
         assert util in root and extra not in root  # reachable through demo-pyutil
     # the conda part is what it was without wheels
     conda = [c for c in sbom["components"] if c["purl"].startswith("pkg:conda/")]
