@@ -16,11 +16,14 @@ import re
 from dataclasses import dataclass
 
 import rattler
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from builder import diff
 from builder.errors import LockError
 from builder.lock import ChannelMap, LockResult, lock, read_lock, verify
-from builder.lock.model import LockedDistribution, LockedPackage
+from builder.lock.model import LockedDistribution, LockedPackage, PypiPackage
+from builder.lock.pypi_index import PypiIndexMap
 from builder.project import Project
 from builder.spec import Catalog, matchspec
 
@@ -43,6 +46,8 @@ def bump(
     exclude_newer: dt.datetime | None = None,
     progress=None,
     dry_run: bool = False,
+    pypi_index: PypiIndexMap | None = None,
+    allow_sdist: bool = False,
 ) -> BumpResult:
     """Bump ``packages`` of ``name`` (or all of it with ``everything``; ``name=None`` with
     ``everything`` refreshes every distribution)."""
@@ -81,6 +86,8 @@ def bump(
             update=update,
             progress=progress,
             dry_run=dry_run,
+            pypi_index=pypi_index,
+            allow_sdist=allow_sdist,
         )
     except LockError as exc:
         if name is None or everything:
@@ -92,7 +99,11 @@ def bump(
         for r in results
     ]
     moved = {c.name for d in diffs for c in d.changes}
-    unmoved = [p for p in map(matchspec.package_name, packages) if p not in moved]
+    unmoved = [
+        name
+        for name in map(matchspec.package_name, packages)
+        if name not in moved and canonicalize_name(name) not in moved
+    ]
     return BumpResult(results, diffs, unmoved)
 
 
@@ -127,6 +138,10 @@ def _read(project: Project, catalog: Catalog, name: str) -> LockedDistribution |
         )
         for p in env.platforms()
     }
+    pypi = {
+        p.name: [_wheel(w, p.name) for w in env.pypi_packages_for_platform(p) or []]
+        for p in env.platforms()
+    }
     dist = catalog.get(name)
     order = [p for p in dist.platforms if p in packages] + [
         p for p in packages if p not in dist.platforms
@@ -138,6 +153,7 @@ def _read(project: Project, catalog: Catalog, name: str) -> LockedDistribution |
         packages=packages,
         inputs_hash="",
         metadata={"parent": dist.parent or ""},
+        pypi={p: sorted(ws) for p, ws in pypi.items() if ws},
     )
     verify(project, name, locked, catalog)  # a damaged lock is named before any solve
     return locked
@@ -160,6 +176,23 @@ def _package(record: rattler.RepoDataRecord, platform: str) -> LockedPackage:
     )
 
 
+def _wheel(package, platform: str) -> PypiPackage:
+    """A PyPI entry as rattler reads it (``requires_dist`` back to ``name specifier``)."""
+    depends = []
+    for line in package.requires_dist or []:
+        req = Requirement(line)
+        depends.append(f"{canonicalize_name(req.name)} {req.specifier}".strip())
+    sha256 = package.hashes.sha256 if package.hashes else None
+    return PypiPackage(
+        name=package.name,
+        version=str(package.version),
+        platform=platform,
+        url=str(package.location),
+        sha256=sha256.hex() if isinstance(sha256, bytes) else (sha256 or ""),
+        depends=tuple(depends),
+    )
+
+
 def _checked(catalog: Catalog, name: str, packages, before: dict) -> list[str]:
     """Bump specs as given. Each must name a package locked in NAME or a descendant, and
     must not contradict a spec of the distributions it relocks (that is the blocker)."""
@@ -168,7 +201,7 @@ def _checked(catalog: Catalog, name: str, packages, before: dict) -> list[str]:
         p.name
         for n in relocked
         if n in before
-        for pkgs in before[n].packages.values()
+        for pkgs in [*before[n].packages.values(), *before[n].pypi.values()]
         for p in pkgs
     }
     specs = []
@@ -177,6 +210,10 @@ def _checked(catalog: Catalog, name: str, packages, before: dict) -> list[str]:
             package = matchspec.package_name(spec)
         except ValueError as exc:
             raise LockError(str(exc), field=spec) from None
+        if package not in locked and canonicalize_name(package) in locked:
+            _check_pip_bump(catalog, name, relocked, spec)
+            specs.append(spec)
+            continue
         if package not in locked:
             where = f"{name} or its children" if len(relocked) > 1 else name
             raise LockError(
@@ -198,3 +235,22 @@ def _checked(catalog: Catalog, name: str, packages, before: dict) -> list[str]:
                     )
         specs.append(spec)
     return specs
+
+
+def _check_pip_bump(catalog: Catalog, name: str, relocked: list[str], spec: str) -> None:
+    """A bump of a PyPI package must not contradict a pip requirement it relocks."""
+    from builder.lock.pypi import bump_requirement
+    from builder.spec import pep508
+
+    req = bump_requirement(spec)
+    if req is None:
+        raise LockError(f"{spec!r} is not a PyPI requirement", field=spec)
+    for n in relocked:
+        dist = catalog.get(n)
+        for asked in dist.pip_constraints:
+            if pep508.name(asked) == req.name and not pep508.compatible(asked, str(req)):
+                origin = dist.pip_origins.get(asked, (dist.spec_files[-1],))[0]
+                raise LockError(
+                    f"cannot bump {spec} in {name}: {origin} asks for {asked!r} "
+                    "(change the spec, then run: scistacks lock)"
+                )

@@ -38,6 +38,7 @@ class Change:
     new_build: str | None = None
     level: str | None = None  # major/minor/patch, for upgraded and downgraded
     direct: bool = False  # asked for by the distribution's spec (own or inherited)
+    pypi: bool = False  # a PyPI package (``manager: pip``), listed under "PyPI"
 
 
 @dataclass
@@ -64,36 +65,57 @@ class DistributionDiff:
 # ---------------------------------------------------------------- comparing
 
 
-def level(old: str, new: str) -> str:
-    """major/minor/patch: the first version segment that differs (the epoch counts as major)."""
-    a, b = rattler.Version(old), rattler.Version(new)
+def level(old: str, new: str, pypi: bool = False) -> str:
+    """major/minor/patch: the first version segment that differs (the epoch counts as
+    major); conda's version order, or PEP 440's for a PyPI package."""
+    a, b = _version(old, pypi), _version(new, pypi)
     if a.epoch != b.epoch:
         return "major"
-    sa, sb = a.segments(), b.segments()
+    sa, sb = (a.release, b.release) if pypi else (a.segments(), b.segments())
+    if pypi:
+        sa, sb = [[x] for x in sa], [[x] for x in sb]
     for i in range(max(len(sa), len(sb))):
         if (sa[i] if i < len(sa) else [0]) != (sb[i] if i < len(sb) else [0]):
             return LEVELS[min(i, 2)]
     return "patch"  # only the local part (+...) differs
 
 
-def _change(name, old, new, direct: bool) -> Change | None:
+def _version(text: str, pypi: bool):
+    if pypi:
+        from packaging.version import Version
+
+        return Version(text)
+    return rattler.Version(text)
+
+
+def _change(name, old, new, direct: bool, pypi: bool = False) -> Change | None:
+    """A conda package's change, or a PyPI package's (no build: another wheel of the same
+    version counts as a rebuild, shown by its file name)."""
+
+    def build(p):
+        return p.file_name if pypi else p.build
+
+    flags = {"direct": direct, "pypi": pypi}
     if old is None:
-        return Change(name, "added", new_version=new.version, new_build=new.build, direct=direct)
+        return Change(name, "added", new_version=new.version, new_build=build(new), **flags)
     if new is None:
-        return Change(name, "removed", old.version, old.build, direct=direct)
-    if (old.version, old.build, old.sha256 or old.md5) == (
+        return Change(name, "removed", old.version, build(old), **flags)
+    if (old.version, build(old), old.sha256 or getattr(old, "md5", "")) == (
         new.version,
-        new.build,
-        new.sha256 or new.md5,
+        build(new),
+        new.sha256 or getattr(new, "md5", ""),
     ):
         return None
-    fields = {"old_version": old.version, "old_build": old.build, "new_version": new.version}
-    fields |= {"new_build": new.build, "direct": direct}
-    a, b = rattler.Version(old.version), rattler.Version(new.version)
+    fields = {"old_version": old.version, "old_build": build(old), "new_version": new.version}
+    fields |= {"new_build": build(new), **flags}
+    a, b = _version(old.version, pypi), _version(new.version, pypi)
     if a == b:
         return Change(name, "build", **fields)
     return Change(
-        name, "upgraded" if b > a else "downgraded", level=level(old.version, new.version), **fields
+        name,
+        "upgraded" if b > a else "downgraded",
+        level=level(old.version, new.version, pypi),
+        **fields,
     )
 
 
@@ -138,7 +160,14 @@ def compare(
             for n in sorted(before.keys() | after.keys())
             if (c := _change(n, before.get(n), after.get(n), n in direct)) is not None
         ]
-        changes.sort(key=lambda c: (not c.direct, KINDS.index(c.kind), c.name))
+        wheels_before = {w.name: w for w in old.pypi.get(platform, ())}
+        wheels_after = {w.name: w for w in new.pypi.get(platform, ())}
+        changes += [
+            c
+            for n in sorted(wheels_before.keys() | wheels_after.keys())
+            if (c := _change(n, wheels_before.get(n), wheels_after.get(n), n in direct, True))
+        ]
+        changes.sort(key=lambda c: (c.pypi, not c.direct, KINDS.index(c.kind), c.name))
         status = "changed" if changes else "unchanged"
         out.platforms.append(PlatformDiff(platform, status, len(before), len(after), changes))
     if any(p.status != "unchanged" for p in out.platforms):
@@ -183,7 +212,10 @@ def direct_names(catalog: Catalog | None, name: str) -> set[str]:
     """What a distribution's spec asks for, its own and inherited (none if it has no spec)."""
     if catalog is None or name not in catalog.distributions:
         return set()
-    return set(catalog.get(name).direct_names)
+    dist = catalog.get(name)
+    from builder.spec import pep508
+
+    return set(dist.direct_names) | {pep508.name(r) for r in dist.pip_constraints}
 
 
 def diff_tree(
@@ -326,6 +358,8 @@ def _markdown(diffs: list[DistributionDiff], title: str, tables: bool) -> str:
             head = _summary(own) or "no changes of its own"
             out += [f"**{names}**: {head} ({counts}){also}", ""]
             # the spec's own packages first (bold), then what they pull in; long lists fold
+            pypi = [c for c in own if c.pypi]
+            own = [c for c in own if not c.pypi]
             direct = [c for c in own if c.direct]
             transitive = [c for c in own if not c.direct]
             fold = len(transitive) > FOLD_AFTER or not tables
@@ -339,6 +373,8 @@ def _markdown(diffs: list[DistributionDiff], title: str, tables: bool) -> str:
                     out += [*_table(transitive), "", "</details>", ""]
                 else:
                     out += [f"{summary} (not listed here: `scistacks diff --format json`)", ""]
+            if pypi:
+                out += ["#### PyPI", "", *_table(pypi), ""]
     unchanged = [d.name for d in diffs if d.status == "unchanged"]
     if unchanged:
         out += [f"Unchanged: {', '.join(unchanged)}.", ""]

@@ -86,6 +86,26 @@ channel_map_option = click.option(
 )
 
 
+pypi_index_option = click.option(
+    "--pypi-index",
+    "pypi_index",
+    metavar="URL",
+    help="Resolve pip: requirements from this index (a mirror); default: pyproject's "
+    "[tool.scistacks] pypi-index, else https://pypi.org/simple.",
+)
+allow_sdist_option = click.option(
+    "--allow-sdist",
+    is_flag=True,
+    help="Let pip: requirements lock source distributions (building them needs a compiler).",
+)
+
+
+def pypi_index_of(ctx: Context, url: str | None):
+    from builder.lock.pypi_index import PypiIndexMap
+
+    return PypiIndexMap.from_sources(ctx.project.root, url)
+
+
 def parse_date(value: str | None):
     import datetime as dt
 

@@ -9,12 +9,15 @@ import click
 
 from builder.cli.common import (
     Context,
+    allow_sdist_option,
     channel_map_of,
     channel_map_option,
     echo_err,
     parse_date,
     pass_ctx,
     progress,
+    pypi_index_of,
+    pypi_index_option,
 )
 from builder.errors import ScistacksError
 
@@ -46,15 +49,19 @@ format_option = click.option(
     show_default=True,
     help="rattler: in-process, family-consistent. conda-lock: the reference CLI (needs conda/mamba/micromamba).",
 )
+@pypi_index_option
+@allow_sdist_option
 @pass_ctx
-def lock_cmd(ctx: Context, names, all_, check, channel_map, exclude_newer, engine):
+def lock_cmd(
+    ctx: Context, names, all_, check, channel_map, exclude_newer, engine, pypi_index, allow_sdist
+):
     """Solve specs into lockfiles/NAME/ (conda-lock.yml, explicit files, packages.md)."""
     from builder import lock as locking
 
     catalog = ctx.catalog
     selected = catalog.select(names, all_)
     if check:
-        stale = locking.check(ctx.project, catalog, selected)
+        stale = locking.check(ctx.project, catalog, selected, pypi_index_of(ctx, pypi_index).index)
         for s in stale:
             click.echo(f"{s.kind}: {s.name}: {s.reason}", err=True)
         if stale:
@@ -75,9 +82,14 @@ def lock_cmd(ctx: Context, names, all_, check, channel_map, exclude_newer, engin
         cmap,
         exclude_newer=parse_date(exclude_newer),
         progress=progress,
+        pypi_index=pypi_index_of(ctx, pypi_index),
+        allow_sdist=allow_sdist,
     )
     for r in results:
-        counts = ", ".join(f"{p}: {n}" for p, n in r.counts.items())
+        counts = ", ".join(
+            f"{p}: {n}" + (f" + {len(r.locked.pypi[p])} PyPI" if r.locked.pypi.get(p) else "")
+            for p, n in r.counts.items()
+        )
         state = "updated" if r.changed else "unchanged"
         click.echo(f"{r.name}: {state} ({counts})")
 
@@ -100,8 +112,12 @@ def _diff_markdown(diffs, title: str, limit: int | None = None) -> str:
 @click.option("--exclude-newer", metavar="DATE", help="Ignore packages published after DATE.")
 @click.option("--dry-run", is_flag=True, help="Solve and print the diff; write nothing.")
 @format_option
+@pypi_index_option
+@allow_sdist_option
 @pass_ctx
-def bump_cmd(ctx: Context, args, all_, channel_map, exclude_newer, dry_run, fmt):
+def bump_cmd(
+    ctx: Context, args, all_, channel_map, exclude_newer, dry_run, fmt, pypi_index, allow_sdist
+):
     """Move the named packages of NAME's lock, keep every other package at its locked
     version and build, relock NAME's children, and print the diff.
 
@@ -124,6 +140,8 @@ def bump_cmd(ctx: Context, args, all_, channel_map, exclude_newer, dry_run, fmt)
         exclude_newer=parse_date(exclude_newer),
         progress=progress,
         dry_run=dry_run,
+        pypi_index=pypi_index_of(ctx, pypi_index),
+        allow_sdist=allow_sdist,
     )
     for r in result.results:
         state = "would change" if dry_run else "updated" if r.changed else "unchanged"

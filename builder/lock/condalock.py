@@ -18,7 +18,7 @@ import yaml
 
 from builder.errors import LockError
 from builder.lock import yamlfast
-from builder.lock.model import LockedDistribution, LockedPackage
+from builder.lock.model import LockedDistribution, LockedPackage, PypiPackage
 from builder.yamlio import load_yaml
 
 META_PREFIX = "scistacks."
@@ -63,6 +63,21 @@ def _package(p: LockedPackage) -> dict:
     }
 
 
+def _pypi_package(w: PypiPackage) -> dict:
+    """conda-lock's ``manager: pip`` entry, as it dumps one: no build, sha256 only."""
+    return {
+        "name": w.name,
+        "version": w.version,
+        "manager": "pip",
+        "platform": w.platform,
+        "dependencies": _dependencies(w.depends),
+        "url": w.url,
+        "hash": {"sha256": w.sha256},
+        "category": w.category,
+        "optional": w.category != "main",
+    }
+
+
 def render(locked: LockedDistribution, *, sources: list[str], header: str) -> str:
     metadata = {
         "content_hash": {plat: locked.inputs_hash for plat in locked.platforms},
@@ -79,7 +94,12 @@ def render(locked: LockedDistribution, *, sources: list[str], header: str) -> st
         (p for plat in locked.platforms for p in locked.packages[plat]),
         key=lambda p: ("conda", p.name, p.platform),
     )
-    body = {"version": 1, "metadata": metadata, "package": [_package(p) for p in packages]}
+    wheels = sorted(
+        (w for plat in locked.platforms for w in locked.pypi.get(plat, ())),
+        key=lambda w: (w.name, w.platform),
+    )
+    entries = [_package(p) for p in packages] + [_pypi_package(w) for w in wheels]
+    body = {"version": 1, "metadata": metadata, "package": entries}
     return header + yamlfast.dump(body)
 
 
@@ -129,13 +149,26 @@ def _from_data(data, shown: str, default_name: str) -> LockedDistribution:
         if k.startswith(META_PREFIX)
     }
     packages: dict[str, list[LockedPackage]] = {plat: [] for plat in meta.platforms}
+    pypi: dict[str, list[PypiPackage]] = {}
     for dep in lockfile.package:
-        if dep.manager != "conda":
-            continue
         if dep.platform not in packages:
             raise LockError(
                 f"package {dep.name!r} is locked for unlisted platform {dep.platform!r}", file=shown
             )
+        depends = tuple(f"{n} {s}".strip() if s != "*" else n for n, s in dep.dependencies.items())
+        if dep.manager == "pip":
+            pypi.setdefault(dep.platform, []).append(
+                PypiPackage(
+                    name=dep.name,
+                    version=dep.version,
+                    platform=dep.platform,
+                    url=dep.url,
+                    sha256=dep.hash.sha256 or "",
+                    depends=depends,
+                    category=dep.category,
+                )
+            )
+            continue
         file_name = dep.url.rsplit("/", 1)[-1]
         subdir = dep.url.rsplit("/", 2)[-2] if dep.url.count("/") >= 2 else ""
         build = dep.build or _build_from_filename(file_name, dep.name, dep.version)
@@ -149,14 +182,14 @@ def _from_data(data, shown: str, default_name: str) -> LockedDistribution:
                 md5=dep.hash.md5 or "",
                 sha256=dep.hash.sha256 or "",
                 subdir=subdir,
-                depends=tuple(
-                    f"{n} {s}".strip() if s != "*" else n for n, s in dep.dependencies.items()
-                ),
+                depends=depends,
                 category=dep.category,
             )
         )
     for plat in packages:
         packages[plat].sort(key=lambda p: p.name)
+    for wheels in pypi.values():
+        wheels.sort(key=lambda w: w.name)
     hashes = set(meta.content_hash.values())
     return LockedDistribution(
         name=custom.get("distribution", default_name),
@@ -165,6 +198,7 @@ def _from_data(data, shown: str, default_name: str) -> LockedDistribution:
         packages=packages,
         inputs_hash=hashes.pop() if len(hashes) == 1 else "",
         metadata=custom,
+        pypi=pypi,
     )
 
 

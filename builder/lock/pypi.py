@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from packaging.requirements import Requirement
+from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
@@ -39,7 +39,8 @@ from builder.lock.model import LockedPackage, PypiPackage
 from builder.lock.platforms import DEFAULTS
 from builder.lock.pypi_index import PypiIndexMap, wheel_url
 from builder.lock.pypi_metadata import Target
-from builder.spec import Distribution
+from builder.project import Project
+from builder.spec import Catalog, Distribution, matchspec
 
 # uv settings from the environment that would change what is resolved: the step names
 # its index, constraints and options itself (cache, timeouts and TLS settings stay)
@@ -62,7 +63,7 @@ class PypiSolve:
     conda: list[LockedPackage]  # the platform's conda lock of this distribution
     pinned: list[PypiPackage] = field(default_factory=list)  # the parent's wheels: kept
     preferred: list[PypiPackage] = field(default_factory=list)  # a bump's locked wheels
-    upgrade: list[str] = field(default_factory=list)  # a bump's PyPI specs (NAME, NAME==V)
+    upgrade: list[str] = field(default_factory=list)  # a bump's PEP 508 specs (NAME, NAME==V)
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,7 @@ def uv_bin() -> str:
     return find_uv_bin()
 
 
-def _rfc3339(when: dt.datetime) -> str:
+def rfc3339(when: dt.datetime) -> str:
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.UTC)
     return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -225,7 +226,7 @@ class _Step:
         if not self.options.allow_sdist:
             argv.append("--no-build")
         if self.options.exclude_newer:
-            argv += ["--exclude-newer", _rfc3339(self.options.exclude_newer)]
+            argv += ["--exclude-newer", rfc3339(self.options.exclude_newer)]
         for spec in self.solve.upgrade:
             argv += ["--upgrade-package", Requirement(spec).name]
         env = {k: v for k, v in os.environ.items() if not k.startswith("UV_") or k in _UV_KEPT}
@@ -281,3 +282,83 @@ def _pep440(version: str) -> Version | None:
         return Version(version)
     except InvalidVersion:
         return None
+
+
+def resolve_members(
+    project: Project,
+    catalog: Catalog,
+    names: list[str],
+    conda: dict[str, dict[str, list[LockedPackage]]],
+    options: PypiOptions,
+    update: dict[str, list[str]] | None = None,
+) -> dict[str, dict[str, list[PypiPackage]]]:
+    """name -> platform -> wheels for each of ``names`` (parents first) with pip
+    requirements, on its conda lock (``conda``: name -> platform -> packages).
+
+    A child keeps its parent's wheels when both solve together, and prefers them when it
+    solves apart. ``update`` (a bump) prefers each member's locked wheels except those it
+    names (``"*"``: none)."""
+    out: dict[str, dict[str, list[PypiPackage]]] = {}
+    for name in names:
+        dist = catalog.get(name)
+        if not dist.pip_constraints:
+            continue
+        parent = dist.parent
+        together = bool(parent) and catalog.solve_group(parent) == catalog.solve_group(name)
+        parents = out.get(parent) if parent in out else _locked_pypi(project, parent)
+        moving = (update or {}).get(name, [])
+        old = _locked_pypi(project, name) if update and "*" not in moving else {}
+        solves = []
+        for platform in dist.platforms:
+            from_parent = (parents or {}).get(platform, [])
+            locked_here = old.get(platform, [])
+            here = {w.name for w in locked_here}
+            upgrade = [str(r) for r in map(bump_requirement, moving) if r and r.name in here]
+            keep = {Requirement(u).name for u in upgrade}
+            solves.append(
+                PypiSolve(
+                    dist,
+                    platform,
+                    conda[name][platform],
+                    pinned=from_parent if together else [],
+                    preferred=[w for w in locked_here if w.name not in keep]
+                    + ([] if together else from_parent),
+                    upgrade=upgrade,
+                )
+            )
+        for (_, platform), wheels in resolve_all(solves, options).items():
+            out.setdefault(name, {})[platform] = wheels
+    return out
+
+
+def bump_requirement(spec: str) -> Requirement | None:
+    """A bump's ``PKG``, ``PKG=VERSION`` or spec as a PEP 508 requirement with a
+    normalised name (None: ``*`` or not a requirement either way)."""
+    if spec == "*":
+        return None
+    try:
+        req = Requirement(spec)
+    except InvalidRequirement:
+        try:
+            parsed = matchspec.parse(spec)
+        except ValueError:
+            return None
+        version = (parsed.version or "").strip()
+        if version and version != "*" and version[0].isdigit():
+            version = "==" + version
+        try:
+            req = Requirement(parsed.name.normalized + ("" if version == "*" else version))
+        except InvalidRequirement:
+            return None
+    req.name = canonicalize_name(req.name)
+    return req
+
+
+def _locked_pypi(project: Project, name: str | None) -> dict[str, list[PypiPackage]]:
+    """The wheels of ``lockfiles/NAME/conda-lock.yml`` (none without a lock)."""
+    if not name or not project.lockfile(name).is_file():
+        return {}
+    from builder.lock import condalock
+
+    path = project.lockfile(name)
+    return condalock.read(path, project.relative(path)).pypi

@@ -76,16 +76,21 @@ def inputs_hash(catalog: Catalog, name: str, pypi_index: str | None = None) -> s
         "group": {m: catalog.get(m).lock_inputs() for m in members},
     }
     if any(catalog.get(m).pip_constraints for m in members):
-        if pypi_index is None:
-            from builder.lock.pypi_index import PypiIndexMap
-
-            pypi_index = PypiIndexMap.from_sources(catalog.project.root).index
-        blob["pypi_index"] = pypi_index
+        blob["pypi_index"] = _index(catalog, pypi_index)
     anchor = catalog.get(members[0])
     if anchor.parent and catalog.solve_group(anchor.parent) != group:
         blob["preferred_parent"] = inputs_hash(catalog, anchor.parent, pypi_index)
     text = json.dumps(blob, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _index(catalog: Catalog, pypi_index: str | None) -> str:
+    """The index a lock reads: ``pypi_index``, else the project's."""
+    if pypi_index is not None:
+        return pypi_index
+    from builder.lock.pypi_index import PypiIndexMap
+
+    return PypiIndexMap.from_sources(catalog.project.root).index
 
 
 @dataclass
@@ -119,6 +124,14 @@ def check(
                 Staleness(
                     name,
                     f"{project.relative(path)}: platforms {list(locked.platforms)} != spec {list(dist.platforms)}",
+                )
+            )
+        elif (was := locked.metadata.get("pypi_index")) and was != _index(catalog, pypi_index):
+            stale.append(
+                Staleness(
+                    name,
+                    f"{project.relative(path)}: locked from PyPI index {was}, now "
+                    f"{_index(catalog, pypi_index)} (run: scistacks lock {name})",
                 )
             )
         elif locked.inputs_hash != inputs_hash(catalog, name, pypi_index):
