@@ -41,9 +41,9 @@ from pathlib import Path
 
 import rattler
 
-from builder import fsutil
+from builder import docker, fsutil
 from builder.errors import BuildError
-from builder.image import assemble, docker, layers, link, wheels
+from builder.image import assemble, layers, link, wheels
 from builder.image.conventions import (
     CONDA_DIR,
     DEFAULT_BASE_IMAGE,
@@ -433,7 +433,7 @@ def _build(
         image = assemble.append_layers(
             built, [], lambda base: base["config"], epoch, normalise=layers_above(built, image)
         )
-    docker.tag(image, ref)
+    docker.tag(image, ref, error=BuildError)
     return NativeBuild(image, tuple(f for _, f in env_layers), env_bytes)
 
 
