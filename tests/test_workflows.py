@@ -77,7 +77,7 @@ def resolve(args: list[str]) -> tuple[click.Command | None, list[str], list[str]
             i += 2 if args[i] in ("--root", "-C") else 1
         if i >= len(args):
             return group, path, []
-        sub = group.commands.get(args[i])
+        sub = group.get_command(click.Context(group), args[i])  # commands load lazily
         path.append(args[i])
         if sub is None:
             return None, path, []
@@ -173,8 +173,9 @@ def test_every_scistacks_command_exists_in_the_cli(workflows):
 
 
 def test_allow_list_only_holds_missing_commands():
-    missing = NOT_YET_IMPLEMENTED - set(cli.commands)
-    landed = NOT_YET_IMPLEMENTED & set(cli.commands)
+    commands = set(cli.list_commands(click.Context(cli)))
+    missing = NOT_YET_IMPLEMENTED - commands
+    landed = NOT_YET_IMPLEMENTED & commands
     # print which ones have landed so the list can shrink
     print(f"not yet in the CLI: {sorted(missing)}; landed: {sorted(landed)}")
     assert not ({"bump", "diff", "matrix", "lock", "validate"} & NOT_YET_IMPLEMENTED)

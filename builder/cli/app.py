@@ -4,18 +4,59 @@ line and exit 1; nothing prints a traceback unless ``SCISTACKS_DEBUG=1``."""
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import sys
 
 import click
 
 from builder import __version__
-from builder.cli import build, hub, lock, publish, run, specs
 from builder.cli.common import Context
 from builder.errors import ScistacksError
 
+# command -> builder.cli.MODULE:FUNCTION
+COMMANDS = {
+    "validate": "specs:validate",
+    "show": "specs:show",
+    "list": "specs:list_",
+    "new": "specs:new",
+    "lock": "lock:lock_cmd",
+    "bump": "lock:bump_cmd",
+    "diff": "lock:diff_cmd",
+    "matrix": "lock:matrix_cmd",
+    "context": "build:context_cmd",
+    "build": "build:build_cmd",
+    "smoke": "build:smoke_cmd",
+    "collect": "build:collect_cmd",
+    "profiles": "publish:profiles_cmd",
+    "publish": "publish:publish_cmd",
+    "release": "publish:release_cmd",
+    "verify": "publish:verify_cmd",
+    "catalog": "publish:catalog_cmd",
+    "run": "run:run_cmd",
+    "hub": "hub:hub_group",
+    "yank": "hub:yank_cmd",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+
+class LazyGroup(click.Group):
+    """Imports a command's module when the command is asked for: ``scistacks lock`` builds
+    the options of the lock commands only (``--help`` lists them all)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in self.commands and name in COMMANDS:
+            module, attr = COMMANDS[name].split(":")
+            self.add_command(getattr(importlib.import_module(f"builder.cli.{module}"), attr))
+        return self.commands.get(name)
+
+
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.option(
     "--root",
     "-C",
@@ -34,32 +75,10 @@ def cli(ctx: click.Context, root: str | None):
     ctx.obj = Context(root)
 
 
-for command in (
-    specs.validate,
-    specs.show,
-    specs.list_,
-    specs.new,
-    lock.lock_cmd,
-    lock.bump_cmd,
-    lock.diff_cmd,
-    lock.matrix_cmd,
-    build.context_cmd,
-    build.build_cmd,
-    build.smoke_cmd,
-    build.collect_cmd,
-    publish.profiles_cmd,
-    publish.publish_cmd,
-    publish.release_cmd,
-    publish.verify_cmd,
-    publish.catalog_cmd,
-    run.run_cmd,
-    hub.hub_group,
-    hub.yank_cmd,
-):
-    cli.add_command(command)
-
-
 def main(argv: list[str] | None = None) -> None:
+    # scistacks has no pydantic plugins; looking for them reads every installed
+    # distribution's entry points, tens of milliseconds of every command
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     code = _run(argv)
     if "rattler" in sys.modules:
         # py-rattler's runtime threads can abort the interpreter while it shuts down

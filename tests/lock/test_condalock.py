@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -81,3 +83,20 @@ def test_channels_metadata_and_missing_sha256_as_conda_lock_writes_them(monkeypa
     ours = condalock.render(odd, sources=["a.yml"], header="")
     assert ours == through_conda_lock(odd, ["a.yml"])
     assert "${SCISTACKS_TEST_TOKEN}" in ours and "custom_metadata" not in ours
+
+
+def test_writing_a_lock_does_not_import_conda_lock():
+    """conda-lock takes about a second to import: `scistacks lock` must not pay it."""
+    script = """
+import sys
+from builder.lock import condalock
+from builder.lock.model import LockedDistribution, LockedPackage
+url = "https://conda.anaconda.org/conda-forge/noarch/tzdata-2025a-h0_0.conda"
+package = LockedPackage("tzdata", "2025a", "h0_0", "linux-64", url, "0" * 32, "0" * 64, "noarch")
+locked = LockedDistribution("x", ("linux-64",), ("conda-forge",), {"linux-64": [package]}, "h")
+assert "tzdata" in condalock.render(locked, sources=["a.yml"], header="")
+print(sorted(m for m in sys.modules if m.split(".")[0] == "conda_lock"))
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
