@@ -26,8 +26,6 @@ from typing import IO, TypeVar
 
 from builder.errors import ScistacksError, last_line
 
-ARCHES = {"linux/amd64": "amd64", "linux/arm64": "arm64", "linux/ppc64le": "ppc64le"}
-
 NOT_INSTALLED = "docker is not installed (no `docker` on PATH)"
 
 Error = type[ScistacksError]

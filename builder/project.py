@@ -15,12 +15,16 @@ from builder.errors import ScistacksError
 SPEC_FILE = "distribution.yml"
 SMOKE_RESULTS = "results.json"  # in a smoke results folder (``smoke --results-dir`` too)
 
-# conda subdir <-> OCI platform, for the platforms we build images for.
-OCI_PLATFORMS = {
-    "linux-64": "linux/amd64",
-    "linux-aarch64": "linux/arm64",
-    "linux-ppc64le": "linux/ppc64le",
-}
+# The platforms we build images for, one row each: conda subdir, OCI platform, and the
+# machine name (``uname -m``, a wheel's platform tag). Every other spelling derives from it.
+IMAGE_PLATFORMS = (
+    ("linux-64", "linux/amd64", "x86_64"),
+    ("linux-aarch64", "linux/arm64", "aarch64"),
+    ("linux-ppc64le", "linux/ppc64le", "ppc64le"),
+)
+OCI_PLATFORMS = {subdir: oci for subdir, oci, _ in IMAGE_PLATFORMS}
+ARCHES = {oci: oci.split("/", 1)[1] for _, oci, _ in IMAGE_PLATFORMS}  # docker's arch names
+MACHINES = {subdir: machine for subdir, _, machine in IMAGE_PLATFORMS}
 # Platforms a distribution may lock for (images only exist for the linux ones).
 KNOWN_PLATFORMS = ("linux-64", "linux-aarch64", "linux-ppc64le", "osx-64", "osx-arm64", "win-64")
 

@@ -9,10 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from builder import docker
 from builder.lock.channels import ChannelMap
 from builder.lock.model import LockedDistribution
-from builder.project import Project
+from builder.project import ARCHES, Project
 from builder.spec.layering import Distribution
 
 
@@ -34,7 +33,7 @@ class BuildJob:
 
     @property
     def arch(self) -> str:
-        return docker.ARCHES[self.oci_platform]
+        return ARCHES[self.oci_platform]
 
 
 class Engine(Protocol):

@@ -16,7 +16,7 @@ from builder.image.engine import ENGINES, BuildJob
 from builder.image.record import write_record
 from builder.lock.channels import ChannelMap
 from builder.lock.model import LockedDistribution
-from builder.project import Project, conda_platform, oci_platform
+from builder.project import ARCHES, Project, conda_platform, oci_platform
 
 if TYPE_CHECKING:
     from builder.spec import Catalog
@@ -35,7 +35,7 @@ class BuiltImage:
 
 
 def arch_of(platform: str) -> str:
-    return docker.ARCHES[oci_platform(platform)]
+    return ARCHES[oci_platform(platform)]
 
 
 def image_ref(name: str, locked: LockedDistribution, platform: str, tag: str | None = None) -> str:

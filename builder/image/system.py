@@ -12,6 +12,7 @@ from builder import docker, fsutil
 from builder.errors import BuildError
 from builder.image import layers
 from builder.image.conventions import CONDA_DIR, HOME, NB_UID, NB_USER
+from builder.project import ARCHES
 
 Echo = Callable[[str], None]
 
@@ -60,7 +61,7 @@ def build_system(base_image: str, apt: list[str], oci_platform: str, work: Path,
     echo(f"  system image: {base_image} + {len(apt)} apt package(s) ({oci_platform})")
     image = _buildx(work, "build", oci_platform, [str(context)], "building the system image")
     arch = (docker.inspect_image(image) or {}).get("Architecture")
-    if arch != docker.ARCHES[oci_platform]:
+    if arch != ARCHES[oci_platform]:
         raise BuildError(
             f"base image {base_image} is {arch}, not {oci_platform}", field="--base-image"
         )

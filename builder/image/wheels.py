@@ -31,10 +31,9 @@ from builder.errors import BuildError
 from builder.image.conventions import ENV_PREFIX, SITE_PACKAGES, SYSTEM_PYTHON
 from builder.image.link import source_of
 from builder.lock.model import LockedDistribution, PypiPackage
+from builder.project import MACHINES
 
 INSTALLER = "scistacks"
-# What a wheel's platform tag says about the machine, per conda platform.
-_ARCHES = {"linux-64": "x86_64", "linux-aarch64": "aarch64", "linux-ppc64le": "ppc64le"}
 
 
 def site_packages(python: str) -> str:
@@ -73,7 +72,7 @@ def _check_tags(package: PypiPackage, platform: str, lockfile: str) -> None:
         _, _, _, tags = parse_wheel_filename(package.file_name)
     except InvalidWheelFilename as exc:
         raise BuildError(f"pypi {package.name}: not a wheel: {exc}", file=lockfile) from None
-    arch = _ARCHES.get(platform, "")
+    arch = MACHINES.get(platform, "")
     if not any(t.platform == "any" or t.platform.endswith(f"_{arch}") for t in tags):
         wanted = arch or platform
         raise BuildError(

@@ -8,20 +8,22 @@ from collections.abc import Iterable, Sequence
 
 from builder import docker
 from builder.errors import RecordError, SmokeError
-from builder.project import OCI_PLATFORMS, Project, conda_platform, oci_platform
+from builder.project import (
+    ARCHES,
+    MACHINES,
+    OCI_PLATFORMS,
+    Project,
+    conda_platform,
+    oci_platform,
+)
 from builder.smoke.results import Target
 from builder.spec.layering import Distribution
-
-ARCHES = {oci: oci.split("/", 1)[1] for oci in OCI_PLATFORMS.values()}
 
 
 def _host_arch() -> str:
     machine = host.machine().lower()
-    return {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(machine, machine)
-
-
-def _inspect(ref: str) -> dict | None:
-    return docker.inspect_image(ref, timeout=60)
+    by_machine = {m: ARCHES[OCI_PLATFORMS[s]] for s, m in MACHINES.items()} | {"arm64": "arm64"}
+    return by_machine.get(machine, machine)
 
 
 def _describe(target: Target, image: dict) -> None:
@@ -65,7 +67,7 @@ def resolve_targets(
         if not wanted:
             targets = []
             for ref in images:
-                image = _inspect(ref)
+                image = docker.inspect_image(ref)
                 if image is None:
                     raise SmokeError(
                         f"image {ref} not found locally; pass --platform to report it as "
@@ -88,7 +90,7 @@ def resolve_targets(
                 field="--image",
             )
         for target in targets:
-            image = _inspect(target.ref)
+            image = docker.inspect_image(target.ref)
             if image is None:
                 target.problem = f"image {target.ref} not found locally"
             else:
@@ -126,7 +128,7 @@ def resolve_targets(
             targets.append(target)
             continue
         target.lock_hash = entry.lock_hash
-        image = _inspect(entry.ref)
+        image = docker.inspect_image(entry.ref)
         if image is None:
             target.problem = f"image {entry.ref} of {record_file} not found locally"
         else:
