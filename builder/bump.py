@@ -201,16 +201,17 @@ def _checked(catalog: Catalog, name: str, packages, before: dict) -> list[str]:
         p.name
         for n in relocked
         if n in before
-        for pkgs in [*before[n].packages.values(), *before[n].pypi.values()]
+        for pkgs in before[n].packages.values()
         for p in pkgs
     }
+    wheels = {w.name for n in relocked if n in before for ws in before[n].pypi.values() for w in ws}
     specs = []
     for spec in packages:
         try:
             package = matchspec.package_name(spec)
         except ValueError as exc:
             raise LockError(str(exc), field=spec) from None
-        if package not in locked and canonicalize_name(package) in locked:
+        if package not in locked and canonicalize_name(package) in wheels:
             _check_pip_bump(catalog, name, relocked, spec)
             specs.append(spec)
             continue

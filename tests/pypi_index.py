@@ -36,6 +36,7 @@ def make_wheel(
     data=None,
     tag="py3-none-any",
     python: str | None = None,
+    stamp: tuple = STAMP,
 ):
     """A minimal, valid wheel, written by hand (fast, no build backend), with fixed
     timestamps: the same arguments give the same bytes."""
@@ -64,7 +65,7 @@ def make_wheel(
     wheel = folder / f"{dist}-{tag}.whl"
     with zipfile.ZipFile(wheel, "w") as z:
         for path, text in files.items():
-            z.writestr(zipfile.ZipInfo(path, STAMP), text)
+            z.writestr(zipfile.ZipInfo(path, stamp), text)
     return wheel
 
 
@@ -124,3 +125,35 @@ def serve(folder: Path):
     """The folder as an index; yields its URL (``http://127.0.0.1:PORT/index/simple``)."""
     with pypi_server.serve() as server:
         yield server.add("index", folder)
+
+
+TEST_INDEX = "https://pypi.scistacks-test.invalid/simple"  # .invalid: never resolves
+DEMO_CHANNEL = REPO / "distributions" / "demo" / "channel"
+
+
+def pypi_project(root: Path, specs: dict[str, dict]) -> Path:
+    """A project on the demo channel whose PyPI index is the test index folder (mapped,
+    as demo's is): ``specs`` maps a name to its distribution.yml mapping."""
+    import yaml
+
+    make_index_folder(root / "index")
+    for name, spec in specs.items():
+        path = root / "distributions" / name / "distribution.yml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump({"name": name, **spec}, sort_keys=False))
+    (root / "pyproject.toml").write_text(
+        f'[tool.scistacks]\npypi-index = "{TEST_INDEX}"\n\n'
+        f'[tool.scistacks.channel-map]\nscistacks-demo = "{DEMO_CHANNEL}"\n\n'
+        f'[tool.scistacks.pypi-index-map]\n"{TEST_INDEX}" = "index"\n'
+    )
+    return root
+
+
+def demo_spec(**fields) -> dict:
+    """A distribution of the demo channel whose pip packages target Debian's python3."""
+    return {
+        "channels": ["scistacks-demo"],
+        "dependencies": ["demo-pylib"],
+        "pip_python": "3.11",
+        **fields,
+    }

@@ -129,6 +129,23 @@ def _yanked(text: str) -> dict[str, str]:
     return {"yanked.yml": text, "values.yaml": HUB_OK}
 
 
+def _pip(*requirements: str, index: str | None = None, python: bool = True):
+    """The demo spec with a pip: section, its PyPI index the test index folder (mapped),
+    or ``index`` (unmapped)."""
+
+    def edit(root: Path) -> None:
+        from pypi_index import TEST_INDEX, make_index_folder
+
+        lines = "".join(f"  - {r!r}\n" for r in requirements)
+        _spec_with(f"pip:\n{lines}" + ('pip_python: "3.11"\n' if python else ""))(root)
+        make_index_folder(root / "pypi-index")
+        mapped = f'[tool.scistacks.pypi-index-map]\n"{TEST_INDEX}" = "pypi-index"\n'
+        toml = f'{TOML}\n[tool.scistacks]\npypi-index = "{index or TEST_INDEX}"\n'
+        (root / "pyproject.toml").write_text(toml + ("" if index else mapped))
+
+    return edit
+
+
 HUB_CHECK = ["hub", "check", "values.yaml", "--registry", REG]
 HUB_BUMP = ["hub", "bump", "values.yaml", "--registry", REG]
 NEW = ["new", "imported", "--from", "environment.yml"]
@@ -554,6 +571,43 @@ CASES = [
         HUB_CHECK,
         ["yanked.yml: line 8", "duplicate key"],
         files=_yanked(YANK_ENTRY + "    reason: twice\n"),
+    ),
+    # ------------------------------------------------------------ pip: (the PyPI step)
+    Case(
+        "lock/pip-unsatisfiable",
+        ["lock", "demo"],
+        [SPEC, "pip[1]", "'tinyver >5'", "cannot be resolved"],
+        edit=_pip("demo-pyutil", "tinyver >5"),
+    ),
+    Case(
+        "lock/pip-conflicts-with-conda",
+        ["lock", "demo"],
+        [SPEC, "pip[0]", "wants-new-pylib", "conda installs demo-pylib 0.2.0"],
+        edit=_pip("wants-new-pylib"),
+    ),
+    Case(
+        "lock/pip-sdist-only",
+        ["lock", "demo"],
+        [SPEC, "pip[0]", "only-sdist", "--allow-sdist"],
+        edit=_pip("only-sdist"),
+    ),
+    Case(
+        "lock/pip-index-not-answering",
+        ["lock", "demo"],
+        [SPEC, "pip[0]", "demo-pyutil", "http://127.0.0.1:9/simple does not answer"],
+        edit=_pip("demo-pyutil", index="http://127.0.0.1:9/simple"),
+    ),
+    Case(
+        "lock/pip-malformed-pep508",
+        ["lock", "demo"],
+        [SPEC, "pip[1]", "invalid pip requirement 'demo-pyutil >=='"],
+        edit=_pip("tinyver", "demo-pyutil >=="),
+    ),
+    Case(
+        "lock/pip-without-a-python",
+        ["lock", "demo"],
+        [SPEC, "pip: needs a Python", "pip_python"],
+        edit=_pip("demo-pyutil", python=False),
     ),
     # ------------------------------------------------------------ pyproject.toml settings
     Case(

@@ -86,7 +86,7 @@ def target(dist: Distribution, platform: str, conda: list[LockedPackage]) -> Tar
         )
     if not python and not dist.pip_python:
         raise LockError(
-            "pip: needs a Python to target: list python in dependencies, or give "
+            "needs a Python to target: list python in dependencies, or give "
             'pip_python: "3.X" for the Python of the base image',
             file=spec,
             field="pip",

@@ -28,7 +28,7 @@ def parse(req: str) -> Requirement:
     try:
         return Requirement(text)
     except InvalidRequirement as exc:
-        reason = " ".join(str(exc).split())
+        reason = str(exc).strip().splitlines()[0]  # packaging adds the line and a caret
         raise ValueError(f"invalid pip requirement {req!r}: {reason}") from None
 
 

@@ -48,3 +48,29 @@ def test_lock_hash_covers_wheels_and_keeps_conda_only_hashes():
         == LockedDistribution("d", ("linux-64",), (), {"linux-64": []}, "", pypi={}).lock_hash()
     )
     assert len({plain.lock_hash(), with_pypi.lock_hash(), moved.lock_hash()}) == 3
+
+
+def test_pip_takes_the_file_as_written(tmp_path):
+    """pip itself reads the lines: hashes required and checked, dependencies not followed."""
+    import hashlib
+    import subprocess
+    import sys
+
+    from pypi_index import make_wheel
+
+    wheel = make_wheel(tmp_path, "demo-pylib-extra", "0.1.0", ["not-on-any-index >=1"])
+    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    locked = PypiPackage("demo-pylib-extra", "0.1.0", "linux-64", wheel.as_uri(), digest)
+    req = tmp_path / "pip-linux-64.txt"
+
+    def download(package):
+        req.write_text(pip_requirements.requirements_txt([package], file=req.name))
+        argv = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--require-hashes"]
+        argv += ["--no-index", "-d", str(tmp_path / "out"), "-r", str(req)]
+        return subprocess.run(argv, capture_output=True, text=True)
+
+    proc = download(locked)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "out" / wheel.name).is_file()
+    proc = download(PypiPackage(**{**locked.__dict__, "sha256": "0" * 64}))
+    assert proc.returncode != 0 and "THESE PACKAGES DO NOT MATCH THE HASHES" in proc.stderr
