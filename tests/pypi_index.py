@@ -137,6 +137,7 @@ def pypi_project(root: Path, specs: dict[str, dict]) -> Path:
     import yaml
 
     make_index_folder(root / "index")
+    (root / "distributions").mkdir(exist_ok=True)
     for name, spec in specs.items():
         path = root / "distributions" / name / "distribution.yml"
         path.parent.mkdir(parents=True, exist_ok=True)

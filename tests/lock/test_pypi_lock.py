@@ -32,7 +32,11 @@ def lock_ok(root: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def files(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in (root / "lockfiles").rglob("*") if p.is_file()}
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in (root / "lockfiles").rglob("*")
+        if p.is_file()
+    }
 
 
 @pytest.fixture
@@ -61,7 +65,10 @@ def test_lock_writes_pip_entries_explicit_notes_and_pip_files(project):
     assert locked.metadata["pypi_index"] == TEST_INDEX
     pip_file = (project / "lockfiles/d/pip-linux-64.txt").read_text()
     assert "pip install --no-deps --require-hashes -r pip-linux-64.txt" in pip_file
-    assert f"fastthing @ {by_name['fastthing'].url} --hash=sha256:{by_name['fastthing'].sha256}" in pip_file
+    assert (
+        f"fastthing @ {by_name['fastthing'].url} --hash=sha256:{by_name['fastthing'].sha256}"
+        in pip_file
+    )
     explicit = (project / "lockfiles/d/conda-linux-64.lock").read_text().splitlines()
     assert explicit[3].startswith(PYPI_NOTE)
     packages_md = (project / "lockfiles/d/packages.md").read_text()
@@ -130,10 +137,14 @@ def test_check_catches_a_changed_pip_section_and_index(project):
     data = yaml.safe_load(spec.read_text())
     spec.write_text(yaml.safe_dump({**data, "pip": ["demo-pyutil"]}))
     proc = scistacks(project, "lock", "--check", "d")
-    assert proc.returncode == 1 and "out of date with distributions/d/distribution.yml" in proc.stderr
+    assert (
+        proc.returncode == 1 and "out of date with distributions/d/distribution.yml" in proc.stderr
+    )
     lock_ok(project, "d")
     assert not (project / "lockfiles/d/conda-linux-64.lock").read_text().count("fastthing")
-    proc = scistacks(project, "lock", "--check", "d", "--pypi-index", "https://mirror.invalid/simple")
+    proc = scistacks(
+        project, "lock", "--check", "d", "--pypi-index", "https://mirror.invalid/simple"
+    )
     assert proc.returncode == 1
     assert f"locked from PyPI index {TEST_INDEX}, now https://mirror.invalid/simple" in proc.stderr
 
@@ -175,13 +186,19 @@ def test_bump_moves_a_pypi_package_and_keeps_the_others(tmp_path):
     held.rename(newer)  # tinyver 1.1.0 is published
     proc = scistacks(root, "bump", "d", "demo-data")  # a conda bump: the wheels stay
     assert proc.returncode == 0, proc.stderr
-    versions = {w.name: w.version for w in condalock.read(root / "lockfiles/d/conda-lock.yml").pypi["linux-64"]}
+    versions = {
+        w.name: w.version
+        for w in condalock.read(root / "lockfiles/d/conda-lock.yml").pypi["linux-64"]
+    }
     assert versions["tinyver"] == "1.0.0"
     proc = scistacks(root, "bump", "d", "tinyver")
     assert proc.returncode == 0, proc.stderr
     assert "#### PyPI" in proc.stdout
     assert "| tinyver | 1.0.0 | 1.1.0 | minor upgrade |" in proc.stdout
-    after = {w.name: w.version for w in condalock.read(root / "lockfiles/d/conda-lock.yml").pypi["linux-64"]}
+    after = {
+        w.name: w.version
+        for w in condalock.read(root / "lockfiles/d/conda-lock.yml").pypi["linux-64"]
+    }
     assert after == {**versions, "tinyver": "1.1.0"}
     # and back down, as a spec, through the diff of the working tree
     subprocess.run(["git", "init", "-q", str(root)], check=True)
@@ -202,3 +219,27 @@ def test_bump_refuses_a_spec_the_pip_section_contradicts(tmp_path):
     proc = scistacks(root, "bump", "d", "tinyver>=1.1")
     assert proc.returncode != 0
     assert "distributions/d/distribution.yml asks for 'tinyver <1.1'" in proc.stderr
+
+
+def test_new_from_a_binder_environment_pins_every_pypi_package(tmp_path, snapshot):
+    """A binder environment.yml with a pip: section becomes a distribution (python added:
+    the file names none) whose lock pins every PyPI package, on conda-forge's Python."""
+    root = pypi_project(tmp_path, {})
+    toml = (root / "pyproject.toml").read_text()
+    (root / "pyproject.toml").write_text(
+        toml.replace('scistacks-demo = "', f'conda-forge = "{snapshot}"\nx = "')
+    )
+    (root / "environment.yml").write_text(
+        "channels: [conda-forge]\ndependencies:\n  - pip\n  - pip:\n      - needs-tinyver\n"
+    )
+    proc = scistacks(root, "new", "binder", "--from", str(root / "environment.yml"))
+    assert proc.returncode == 0, proc.stderr
+    spec = yaml.safe_load((root / "distributions/binder/distribution.yml").read_text())
+    assert spec["dependencies"] == ["pip", "python"] and spec["pip"] == ["needs-tinyver"]
+    lock_ok(root, "binder")
+    locked = condalock.read(root / "lockfiles/binder/conda-lock.yml")
+    python = locked.version_of("python", "linux-64")
+    assert python and python.startswith("3.")
+    for platform in locked.platforms:
+        pins = {w.name: w.version for w in locked.pypi[platform]}
+        assert pins == {"needs-tinyver": "1.0.0", "tinyver": "1.1.0"}, platform
