@@ -23,6 +23,7 @@ from builder import diff
 from builder.errors import LockError
 from builder.lock import ChannelMap, LockResult, lock, read_lock, verify
 from builder.lock.model import LockedDistribution, LockedPackage, PypiPackage
+from builder.lock.preferred import lock_environment
 from builder.lock.pypi_index import PypiIndexMap
 from builder.project import Project
 from builder.spec import Catalog, matchspec
@@ -126,7 +127,7 @@ def _read(project: Project, catalog: Catalog, name: str) -> LockedDistribution |
     if not path.is_file():
         return None
     try:
-        env = rattler.LockFile.from_path(path).default_environment()
+        env = lock_environment(path)  # parsed once: lock() prefers these records
     except Exception as exc:
         read_lock(project, name, catalog)  # names the problem in the file
         first = (str(exc).strip() or type(exc).__name__).splitlines()[0]
