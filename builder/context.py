@@ -33,6 +33,7 @@ import yaml
 from builder import lock as locking
 from builder.errors import BuildError, LockError, SpecError
 from builder.fsutil import write_all_atomic
+from builder.image.conventions import NB_UID, NB_USER
 from builder.lock import LockedDistribution, read_lock
 from builder.lock.channels import channel_name
 from builder.lock.pip_requirements import requirements_txt
@@ -316,7 +317,7 @@ def readme(
         "",
         "```",
         f"repo2docker --no-run --image-name {dist.name}:{platform} --Repo2Docker.platform={oci} "
-        f"--user-id 1000 --user-name jovyan {folder}",
+        f"--user-id {NB_UID} --user-name {NB_USER} {folder}",
         "```",
         "",
         f"or `scistacks build {dist.name} --platform {oci}` (`--engine native` installs exactly",

@@ -28,13 +28,12 @@ from pathlib import Path
 
 from builder import docker
 from builder.errors import ScistacksError
+from builder.image.conventions import HOME, NB_UID
 from builder.project import Project, conda_platform, oci_platform
 from builder.records import ImageRecord, PublishRecord
 
-HOME = "/home/jovyan"
 WORK = f"{HOME}/work"
 CONTAINER_PORT = 8888
-NB_UID = 1000  # jovyan, as repo2docker and the native engine create it
 
 
 class RunError(ScistacksError):

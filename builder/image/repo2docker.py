@@ -32,6 +32,7 @@ import yaml
 
 from builder import docker as docker_cli
 from builder.errors import BuildError, ScistacksError
+from builder.image.conventions import NB_UID, NB_USER
 from builder.project import conda_platform, oci_platform
 
 # What repo2docker's conda buildpack can build (it maps exactly these two to conda subdirs).
@@ -82,8 +83,8 @@ def repo2docker_argv(
     oci_platform: str,
     labels: Mapping[str, str],
     base_image: str | None = None,
-    user_id: int = 1000,
-    user_name: str = "jovyan",
+    user_id: int = NB_UID,
+    user_name: str = NB_USER,
 ) -> list[str]:
     """The arguments of ``repo2docker`` (without the program name) for one build.
 
@@ -125,8 +126,8 @@ def render_dockerfile(
     platform: str,
     base_image: str | None = None,
     labels: Mapping[str, str] | None = None,
-    user_id: int = 1000,
-    user_name: str = "jovyan",
+    user_id: int = NB_UID,
+    user_name: str = NB_USER,
 ) -> str:
     """The Dockerfile repo2docker builds for this context, rendered by repo2docker itself
     (``--no-build``: buildpack detection and rendering, no docker, no network)."""
