@@ -6,7 +6,8 @@ linux-64 and linux-aarch64 against the bundled conda-forge snapshot with
 `python -m builder lock pangeo`, and in the same run times a process that only imports
 rattler and solves the same specs (the group's union, per platform, side by side with
 one gateway, like the tool; benchmarks/_bare_solve.py). Start-up counts on both sides.
-Prints medians and the ratio (goal: <= 1.3).
+Prints medians and the ratio (goal: <= 1.3). Then what the PyPI step adds to a lock of
+base (``pypi_step``; ``--pypi-only`` runs that alone).
 """
 
 from __future__ import annotations
@@ -75,5 +76,118 @@ def main() -> None:
     )
 
 
+# ---------------------------------------------------------------- the PyPI step (issue 15)
+#
+# What a pip: section adds to a lock of base: base with a small binder-style pip: section
+# (ipyleaflet; conda provides part of what it needs, ipywidgets and traitlets, as
+# constraints), uv's cache warm (one lock first), on two indexes:
+# - the real PyPI: network-bound where a proxy marks its pages uncacheable (uv then
+#   revalidates every page and wheel metadata on each run);
+# - a mirror of the same wheels in a project folder ([tool.scistacks.pypi-index-map]),
+#   served on 127.0.0.1: the step's own cost.
+# Each: whole `scistacks lock base` processes with and without the section (the
+# difference is what users wait for), and the step alone in-process on base's committed
+# conda lock (builder.lock.pypi.resolve_members, 2 platforms side by side). Goal <= 0.5 s.
+
+PYPI_REQUIREMENTS = ["ipyleaflet"]
+PYPI_EXCLUDE_NEWER = "2025-06-30"
+MIRROR = "https://pypi-mirror.invalid/simple"
+
+
+def _pypi_projects(tmp: Path, mirror: Path | None) -> dict[str, Path]:
+    import yaml
+
+    roots = {}
+    for label, pip in (("conda only", []), ("with pip:", PYPI_REQUIREMENTS)):
+        root = tmp / f"{label.replace(' ', '-').strip(':')}-{'mirror' if mirror else 'pypi'}"
+        shutil.copytree(REPO / "distributions" / "base", root / "distributions" / "base")
+        spec = root / "distributions" / "base" / "distribution.yml"
+        data = yaml.safe_load(spec.read_text())
+        spec.write_text(yaml.safe_dump({**data, "pip": pip} if pip else data))
+        if mirror:
+            (root / "pyproject.toml").write_text(
+                f'[tool.scistacks]\npypi-index = "{MIRROR}"\n'
+                f'[tool.scistacks.pypi-index-map]\n"{MIRROR}" = "{mirror}"\n'
+            )
+        roots[label] = root
+    return roots
+
+
+def _pypi_figures(
+    roots: dict[str, Path], snapshot: Path, rounds: int
+) -> tuple[float, float, float]:
+    """(lock without pip:, lock with pip:, the step alone), medians in seconds."""
+    import datetime as dt
+    import time
+
+    from builder.lock import condalock, pypi
+    from builder.lock.pypi_index import PypiIndexMap
+
+    options = ["--channel-map", f"conda-forge={snapshot}", "--exclude-newer", PYPI_EXCLUDE_NEWER]
+    commands = {
+        label: [sys.executable, "-m", "builder", "--root", str(root), "lock", "base", *options]
+        for label, root in roots.items()
+    }
+    timed(commands["with pip:"])  # warms uv's cache and the metadata cache
+    whole: dict[str, list[float]] = {label: [] for label in commands}
+    for _ in range(rounds):
+        for label, command in commands.items():
+            whole[label].append(timed(command))
+    project = Project.at(roots["with pip:"])
+    catalog = Catalog.load(project)
+    committed = condalock.read(REPO / "lockfiles" / "base" / "conda-lock.yml")
+    options = pypi.PypiOptions(
+        PypiIndexMap.from_sources(project.root),
+        exclude_newer=dt.datetime.fromisoformat(PYPI_EXCLUDE_NEWER).replace(tzinfo=dt.UTC),
+        metadata_cache=project.pypi_metadata_cache,
+    )
+    step = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        pypi.resolve_members(project, catalog, ["base"], {"base": committed.packages}, options)
+        step.append(time.perf_counter() - start)
+    return (*(statistics.median(whole[label]) for label in commands), statistics.median(step))
+
+
+def pypi_step(rounds: int = 5) -> None:
+    import urllib.request
+
+    from builder.lock import condalock, pypi_names
+
+    snapshot = runpy.run_path(str(REPO / "scripts" / "unpack-snapshot.py"))["unpack"]()
+    with tempfile.TemporaryDirectory() as tmp:
+        real = _pypi_projects(Path(tmp), None)
+        try:
+            figures = {"the real PyPI": _pypi_figures(real, snapshot, rounds)}
+        except Exception as exc:
+            print(f"PyPI step: skipped, the real PyPI is needed to fill the mirror ({exc})")
+            return
+        locked = condalock.read(real["with pip:"] / "lockfiles" / "base" / "conda-lock.yml")
+        mirror = Path(tmp, "mirror")
+        mirror.mkdir()
+        for wheel in {w.url: w for ws in locked.pypi.values() for w in ws}.values():
+            urllib.request.urlretrieve(wheel.url, mirror / wheel.file_name)
+        figures["a mirror folder"] = _pypi_figures(
+            _pypi_projects(Path(tmp), mirror), snapshot, rounds
+        )
+
+    committed = condalock.read(REPO / "lockfiles" / "base" / "conda-lock.yml")
+    wheels = sorted({w.name for ws in locked.pypi.values() for w in ws})
+    provided = len(pypi_names.provided(committed.packages["linux-64"]))
+    print(
+        f"base + pip: {PYPI_REQUIREMENTS}: {len(wheels)} PyPI packages per platform "
+        f"({', '.join(wheels)}); {provided} conda-provided constraints per platform"
+    )
+    for index, (conda, with_pip, step) in figures.items():
+        print(f"{index} (medians of {rounds}):")
+        print(
+            f"  python -m builder lock base, conda only: {conda:.3f} s, with pip: {with_pip:.3f} s"
+        )
+        print(f"  what the PyPI step adds to the process:   {with_pip - conda:.3f} s (goal <= 0.5)")
+        print(f"  the step alone (2 platforms):             {step:.3f} s")
+
+
 if __name__ == "__main__":
-    main()
+    if "--pypi-only" not in sys.argv:
+        main()
+    pypi_step()

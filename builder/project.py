@@ -101,6 +101,11 @@ class Project:
         return self.root / "build"
 
     # stage records (builder.records)
+    @property
+    def pypi_metadata_cache(self) -> Path:
+        """Core metadata of PyPI wheels the lock read, by the wheel's sha256 (immutable)."""
+        return self.build_dir / "cache" / "pypi-metadata"
+
     def image_record(self, name: str) -> Path:
         return self.build_dir / "images" / f"{name}.json"
 

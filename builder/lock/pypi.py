@@ -19,9 +19,11 @@ target is locked, under the canonical index URL when the index is a mapped folde
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import io
 import os
 import subprocess
+import sys
 import tempfile
 import tomllib
 import zipfile
@@ -34,6 +36,7 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
 from builder.errors import LockError
+from builder.fsutil import write_atomic
 from builder.lock import pypi_conflicts, pypi_metadata, pypi_names, pypi_server
 from builder.lock.model import LockedPackage, PypiPackage
 from builder.lock.platforms import DEFAULTS
@@ -71,6 +74,7 @@ class PypiOptions:
     index: PypiIndexMap
     exclude_newer: dt.datetime | None = None
     allow_sdist: bool = False
+    metadata_cache: Path | None = None  # Project.pypi_metadata_cache: no refetch of a wheel's
 
 
 def target(dist: Distribution, platform: str, conda: list[LockedPackage]) -> Target:
@@ -95,6 +99,7 @@ def target(dist: Distribution, platform: str, conda: list[LockedPackage]) -> Tar
     return Target(platform, python or dist.pip_python, str(glibc))
 
 
+@functools.cache  # the same stand-ins serve every platform of a lock
 def stub_wheel(name: str, version: str) -> tuple[str, bytes]:
     """A metadata-only wheel standing for a package conda installs (never installed)."""
     dist = f"{name.replace('-', '_')}-{version}"
@@ -182,6 +187,7 @@ class _Step:
                     raise pypi_conflicts.version_conflict(self.failure, name, version)
                 continue  # conda installs it
             chosen[name] = (version, *self._file(name, version, pkg))
+        self._sha256 = {url: sha256 for _, url, sha256 in chosen.values()}
         reqs = [Requirement(r) for r in self._requirements()]
         deps = pypi_metadata.dependencies(
             {n: url for n, (_, url, _) in chosen.items()},
@@ -222,6 +228,9 @@ class _Step:
             "--python-platform", self.target.uv_platform,
             "--index", self.stub_url, "--default-index", self.index_url,
             "--no-header", "--quiet", "--no-config",
+            # the target is --python-version: without an interpreter named, uv looks for
+            # (and downloads) one of that version; this one only builds sdists' metadata
+            "--python", sys.executable, "--no-python-downloads",
         ]  # fmt: skip
         if not self.options.allow_sdist:
             argv.append("--no-build")
@@ -274,7 +283,15 @@ class _Step:
             if data is None:
                 raise LockError(f"no METADATA in {path.name}", file=str(path.parent))
             return data
-        return pypi_metadata.fetch_metadata(url)
+        cache = self.options.metadata_cache
+        cached = cache / f"{self._sha256[url]}.metadata" if cache else None
+        if cached is not None and cached.is_file():
+            return cached.read_bytes()
+        data = pypi_metadata.fetch_metadata(url)
+        if cached is not None:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(cached, data)  # keyed by the file's hash: never stale
+        return data
 
 
 def _pep440(version: str) -> Version | None:

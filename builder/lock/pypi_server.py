@@ -224,6 +224,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # uv opens dozens of connections at once: with the default backlog of 5 the kernel
+    # drops the rest, and each dropped connect waits a second for its retry
+    request_queue_size = 256
     roots: dict[str, Root]
 
 
@@ -249,7 +252,10 @@ def serve(roots: Mapping[str, Path | Mapping[str, bytes]] | None = None) -> Iter
     handle = IndexServer(server)
     for name, source in (roots or {}).items():
         handle.add(name, source)
-    thread = threading.Thread(target=server.serve_forever, name="pypi-index", daemon=True)
+    # a short poll: shutdown() waits for it, and every lock ends with one
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.02}, name="pypi-index", daemon=True
+    )
     thread.start()
     try:
         yield handle

@@ -130,7 +130,7 @@ def lock(
     from builder.lock.pypi import PypiOptions, resolve_members, rfc3339  # uv: only when locking
 
     index = pypi_index or PypiIndexMap.from_sources(project.root)
-    options = PypiOptions(index, exclude_newer, allow_sdist)
+    options = PypiOptions(index, exclude_newer, allow_sdist, project.pypi_metadata_cache)
     wheels = resolve_members(project, catalog, list(conda), conda, options, update)
 
     results: list[LockResult] = []
