@@ -29,14 +29,13 @@ from builder.errors import HubError, PublishError
 from builder.fsutil import write_atomic
 from builder.lock import read_lock
 from builder.project import Project
-from builder.publish.tags import content_tag
+from builder.publish.tags import DIGEST_RE, content_tag
 from builder.records import PublishRecord
 from builder.registry import Reference, Registry
 from builder.spec import Catalog
 from builder.spec.models import Hub, Quantity
 
 FORMATS = ("z2jh", "kubespawner")
-DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}\Z")
 # the OCI distribution spec's grammar (docker's reference grammar for the host)
 _PATH_COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
 REPOSITORY_RE = re.compile(rf"^{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*\Z")

@@ -14,8 +14,9 @@ through ``builder.hub.config``; ``yanked.yml`` through ``builder.hub.yanked``.
 
 from builder.hub.bumping import STYLES, BumpedFile, bump
 from builder.hub.checking import CheckReport, Finding, check
-from builder.hub.releases import Releases, Yank, mutable_tag
+from builder.hub.releases import Releases, Yank
 from builder.hub.withdraw import Yanked, yank
+from builder.publish.tags import mutable_tag
 
 __all__ = [
     "STYLES",

@@ -14,8 +14,9 @@ from pathlib import Path
 from builder.errors import HubError
 from builder.fsutil import write_atomic
 from builder.hub.config import HubConfig, ImageRef, malformed
-from builder.hub.releases import Registries, Releases, load_configs, reported_at, style_of
+from builder.hub.releases import Registries, Releases, load_configs, reported_at
 from builder.project import Project
+from builder.publish.tags import style_of
 
 STYLES = ("content", "calver")
 

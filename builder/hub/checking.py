@@ -17,10 +17,10 @@ from builder.hub.releases import (
     Releases,
     Yank,
     load_configs,
-    mutable_tag,
     reported_at,
 )
 from builder.project import Project
+from builder.publish.tags import mutable_tag
 
 PIN = "pin an immutable tag (scistacks hub bump does)"
 

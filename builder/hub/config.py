@@ -29,9 +29,9 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from builder.errors import HubError
+from builder.publish.tags import DIGEST_RE
 from builder.yamlio import NESTED_TOO_DEEPLY, read_text
 
-DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}\Z")
 TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}\Z")  # the OCI distribution spec's
 # what may precede a scalar's own text inside its span: an anchor and/or an explicit tag
 _PROPERTIES_RE = re.compile(r"(?:[&!]\S*\s+)*")

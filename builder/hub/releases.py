@@ -10,7 +10,6 @@ publish gives every release; the content tag names the same digest.
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,40 +18,11 @@ from builder.errors import HubError, PublishError
 from builder.hub import yanked as yanks
 from builder.hub.config import HubConfig, ImageRef, Ours
 from builder.image import labels as oci_labels
+from builder.lock.model import content_tag_of
 from builder.project import Project
 from builder.publish import DEFAULT_REGISTRY, target
-from builder.publish.tags import DEFAULT_TAGGERS, POLICIES, VersionTagger
+from builder.publish.tags import CALVER_RE, CONTENT_RE, calver_key
 from builder.registry import Reference
-
-CALVER_RE = re.compile(r"(\d{4})\.(\d{2})\.(\d{2})(?:-(\d+))?\Z")
-CONTENT_RE = re.compile(r"lock-[0-9a-f]{12}\Z")  # not lock-…-amd64: one platform only
-
-
-def mutable_tag(tag: str) -> bool:
-    """``latest`` and the version tags of the tag policy (``python-3.12``, ``r-4.4``)."""
-    if tag == "latest":
-        return True
-    prefixes = {
-        t.prefix or t.package
-        for policy in (DEFAULT_TAGGERS, *POLICIES.values())
-        for t in policy
-        if isinstance(t, VersionTagger)
-    }
-    version = re.fullmatch(r"(.+)-\d+(?:\.\d+)*", tag)
-    return bool(version) and version.group(1) in prefixes
-
-
-def calver_key(tag: str) -> tuple[int, int, int, int]:
-    y, m, d, n = CALVER_RE.match(tag).groups()
-    return int(y), int(m), int(d), int(n or 1)
-
-
-def style_of(tag: str | None) -> str | None:
-    if tag and CALVER_RE.match(tag):
-        return "calver"
-    if tag and CONTENT_RE.match(tag):
-        return "content"
-    return None  # latest, a version tag, a git sha, a platform's tag, no tag
 
 
 @dataclass(frozen=True)
@@ -122,7 +92,7 @@ class Releases:
         """The ``lock-…`` tag naming ``digest``: the one its lock-hash label gives, checked."""
         candidates = [t for t in self.tags if CONTENT_RE.match(t)]
         labels = self.client.config_labels(self.repository, digest) or {}
-        guess = f"lock-{labels.get(oci_labels.LOCK_HASH, '')[:12]}"
+        guess = content_tag_of(labels.get(oci_labels.LOCK_HASH, ""))
         if guess in candidates:
             candidates.remove(guess)
             candidates.insert(0, guess)

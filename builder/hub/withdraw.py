@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from builder.errors import HubError, PublishError
 from builder.hub import yanked as yanks
 from builder.hub.config import TAG_RE
-from builder.hub.releases import Releases, mutable_tag, namespaces
+from builder.hub.releases import Releases, namespaces
 from builder.project import Project
+from builder.publish.tags import mutable_tag
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,11 @@ import hashlib
 from dataclasses import dataclass, field
 
 
+def content_tag_of(lock_hash: str) -> str:
+    """``lock-<12 hex>``: the tag and version label of the image of a lock with this hash."""
+    return f"lock-{lock_hash[:12]}"
+
+
 @dataclass(frozen=True, order=True)
 class LockedPackage:
     name: str
@@ -88,7 +93,7 @@ class LockedDistribution:
     @property
     def content_tag(self) -> str:
         """The image tag (and OCI version label) naming these exact packages everywhere."""
-        return f"lock-{self.lock_hash()[:12]}"
+        return content_tag_of(self.lock_hash())
 
     def by_name(self, platform: str) -> dict[str, LockedPackage]:
         return {p.name: p for p in self.packages[platform]}

@@ -29,7 +29,7 @@ from builder.lock.model import LockedDistribution
 from builder.project import Project, oci_platform
 from builder.publish.record import Published, previous_record, require_smoke_passed
 from builder.publish.sbom import sbom_json
-from builder.publish.tags import TagContext, content_tag, tags_for
+from builder.publish.tags import CALVER_RE, TagContext, calver_key, content_tag, tags_for
 from builder.records import ImageRecord, PlatformImage
 from builder.registry import Reference, Registry
 
@@ -264,7 +264,7 @@ def already_published(project: Project, name: str, registry: str) -> Published |
         for e in json.loads(index[0]).get("manifests", [])
         if e.get("platform", {}).get("os") not in (None, "unknown")
     }
-    dates = sorted((t for t in existing if CALVER_RE.fullmatch(t)), reverse=True)[:10]
+    dates = sorted((t for t in existing if CALVER_RE.match(t)), key=calver_key, reverse=True)[:10]
     immutable = [content] + [t for t in dates if client.manifest(repo, t)[2] == digest]
     artifacts = {e.get("artifactType"): e["digest"] for e in client.referrers(repo, digest)}
     found = Published(
@@ -280,9 +280,6 @@ def already_published(project: Project, name: str, registry: str) -> Published |
     )
     found.save(project)
     return found.model_copy(update={"unchanged": True})
-
-
-CALVER_RE = re.compile(r"\d{4}\.\d{2}\.\d{2}(-\d+)?")
 
 
 def _check_immutable(client, repo, ref, tags, existing, digest) -> None:

@@ -89,6 +89,27 @@ def content_tag(locked: LockedDistribution) -> str:
     return locked.content_tag  # the lock owns its name: image labels use the same
 
 
+# What each kind of tag looks like, for readers of a registry (hub, profiles, publish).
+CALVER_RE = re.compile(r"(\d{4})\.(\d{2})\.(\d{2})(?:-(\d+))?\Z")
+CONTENT_RE = re.compile(r"lock-[0-9a-f]{12}\Z")  # not lock-…-amd64: one platform only
+DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}\Z")
+
+
+def calver_key(tag: str) -> tuple[int, int, int, int]:
+    """Sort key of a CalVer tag: ``2026.12.01-10`` after ``2026.12.01-9``."""
+    y, m, d, n = CALVER_RE.match(tag).groups()
+    return int(y), int(m), int(d), int(n or 1)
+
+
+def style_of(tag: str | None) -> str | None:
+    """``calver`` or ``content`` for an immutable tag of ours, else None."""
+    if tag and CALVER_RE.match(tag):
+        return "calver"
+    if tag and CONTENT_RE.match(tag):
+        return "content"
+    return None  # latest, a version tag, a git sha, a platform's tag, no tag
+
+
 # The policy. Version tags appear only for packages an image actually has.
 DEFAULT_TAGGERS: tuple[Tagger, ...] = (
     ContentTagger(),
@@ -120,3 +141,17 @@ def tags_for(ctx: TagContext) -> TagSet:
         bucket = mutable if tagger.mutable else immutable
         bucket += [t for t in tagger.tags(ctx) if t not in bucket]
     return TagSet(tuple(immutable), tuple(mutable))
+
+
+def mutable_tag(tag: str) -> bool:
+    """``latest`` and the version tags of the tag policy (``python-3.12``, ``r-4.4``)."""
+    if tag == "latest":
+        return True
+    prefixes = {
+        t.prefix or t.package
+        for policy in (DEFAULT_TAGGERS, *POLICIES.values())
+        for t in policy
+        if isinstance(t, VersionTagger)
+    }
+    version = re.fullmatch(r"(.+)-\d+(?:\.\d+)*", tag)
+    return bool(version) and version.group(1) in prefixes
