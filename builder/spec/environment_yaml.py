@@ -27,7 +27,7 @@ from builder.errors import SpecError
 from builder.fsutil import write_atomic
 from builder.project import SPEC_FILE, Project
 from builder.spec import matchspec
-from builder.spec.loader import _check_pip_requirement, check_dependency
+from builder.spec.loader import check_dependency, check_pip_requirement
 from builder.spec.selectors import selected_platforms
 from builder.yamlio import load_yaml
 
@@ -131,7 +131,7 @@ def read_environment_file(path: Path) -> EnvironmentFile:
                     raise SpecError(
                         "expected a pip requirement string", file=shown, field=f"{where}.pip[{k}]"
                     )
-                _check_pip_requirement(req, shown, f"{where}.pip[{k}]")
+                check_pip_requirement(req, shown, f"{where}.pip[{k}]")
                 pip.append((req, f"{where}.pip[{k}]"))
             continue
         if not isinstance(dep, str):

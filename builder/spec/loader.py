@@ -101,7 +101,7 @@ def parse_spec(path: Path, shown: str, *, files: bool = False) -> DistributionSp
             raise SpecError(f"{name!r} is listed twice", file=shown, field=f"dependencies[{i}]")
     for key, value in spec.virtual_packages.items():
         _check_virtual(key, value, shown)
-    pip_names = [_check_pip_requirement(req, shown, f"pip[{i}]") for i, req in enumerate(spec.pip)]
+    pip_names = [check_pip_requirement(req, shown, f"pip[{i}]") for i, req in enumerate(spec.pip)]
     for i, name in enumerate(pip_names):
         if name in pip_names[:i]:
             raise SpecError(f"{name!r} is listed twice", file=shown, field=f"pip[{i}]")
@@ -173,7 +173,7 @@ def _check_virtual(key: str, value: str, shown: str) -> None:
         raise SpecError(f"{text!r} is not a version", file=shown, field=field) from None
 
 
-def _check_pip_requirement(req: str, shown: str, field: str) -> str:
+def check_pip_requirement(req: str, shown: str, field: str) -> str:
     """A PEP 508 requirement (the lock resolves it); returns its normalised name."""
     from builder.spec import pep508
 
