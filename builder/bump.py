@@ -39,7 +39,7 @@ class BumpResult:
 def bump(
     project: Project,
     catalog: Catalog,
-    cmap: ChannelMap,
+    channel_map: ChannelMap,
     name: str | None = None,
     packages: list[str] | tuple[str, ...] = (),
     *,
@@ -82,7 +82,7 @@ def bump(
             project,
             catalog,
             names,
-            cmap,
+            channel_map,
             exclude_newer=exclude_newer,
             update=update,
             progress=progress,

@@ -68,18 +68,20 @@ def lock_cmd(
             sys.exit(1)
         click.echo(f"{len(selected)} lock(s) up to date")
         return
-    cmap = channel_map_of(ctx, channel_map)
+    channel_map = channel_map_of(ctx, channel_map)
     if engine == "conda-lock":
         from builder.lock import condalock_engine
 
         for name in selected:
-            condalock_engine.lock_with_conda_lock(ctx.project, catalog, name, cmap, echo=echo_err)
+            condalock_engine.lock_with_conda_lock(
+                ctx.project, catalog, name, channel_map, echo=echo_err
+            )
         return
     results = locking.lock(
         ctx.project,
         catalog,
         selected,
-        cmap,
+        channel_map,
         exclude_newer=parse_date(exclude_newer),
         progress=progress,
         pypi_index=pypi_index_of(ctx, pypi_index),

@@ -37,7 +37,7 @@ def find_solver() -> str | None:
 
 
 def lock_with_conda_lock(
-    project: Project, catalog: Catalog, name: str, cmap: ChannelMap, echo=print
+    project: Project, catalog: Catalog, name: str, channel_map: ChannelMap, echo=print
 ) -> bool:
     solver = find_solver()
     if solver is None:
@@ -56,7 +56,7 @@ def lock_with_conda_lock(
         tmpdir = Path(tmp)
         env = {
             "name": name,
-            "channels": [cmap.source_url(c) for c in dist.channels],
+            "channels": [channel_map.source_url(c) for c in dist.channels],
             "dependencies": list(dist.constraints),
         }
         if dist.pip:
@@ -96,7 +96,7 @@ def lock_with_conda_lock(
             raise LockError(f"conda-lock failed: {' / '.join(tail)}", file=dist.spec_files[-1])
         raw = condalock.read(out, "conda-lock output")
     packages = {
-        plat: [dataclasses.replace(p, url=cmap.to_canonical(p.url)) for p in pkgs]
+        plat: [dataclasses.replace(p, url=channel_map.to_canonical(p.url)) for p in pkgs]
         for plat, pkgs in raw.packages.items()
     }
     locked = dataclasses.replace(

@@ -37,8 +37,8 @@ class Preferred:
     timestamp under ``exclude_newer``, so the lock's own records would be silently ignored
     and every package would move; the channel's copies carry both."""
 
-    def __init__(self, project: Project, cmap: ChannelMap):
-        self.project, self.cmap = project, cmap
+    def __init__(self, project: Project, channel_map: ChannelMap):
+        self.project, self.channel_map = project, channel_map
         self._locks: dict[str, dict[str, list[rattler.RepoDataRecord]]] = {}
         self.gateway = rattler.Gateway()
 
@@ -65,7 +65,7 @@ class Preferred:
         """The channel's records for these locked ones; those the channel lost are left out."""
         if not records:
             return []
-        sources = [rattler.Channel(self.cmap.source_url(c)) for c in channels]
+        sources = [rattler.Channel(self.channel_map.source_url(c)) for c in channels]
         names = sorted({r.name.normalized for r in records})
         try:
             found = asyncio.run(
@@ -75,10 +75,12 @@ class Preferred:
             first = (str(exc).strip() or type(exc).__name__).splitlines()[0]
             raise LockError(
                 f"cannot read channel repodata: {first}",
-                field=", ".join(self.cmap.source_url(c) for c in channels),
+                field=", ".join(self.channel_map.source_url(c) for c in channels),
             ) from None
-        by_url = {self.cmap.to_canonical(str(r.url)): r for per_source in found for r in per_source}
-        out = (by_url.get(self.cmap.to_canonical(str(r.url))) for r in records)
+        by_url = {
+            self.channel_map.to_canonical(str(r.url)): r for per_source in found for r in per_source
+        }
+        out = (by_url.get(self.channel_map.to_canonical(str(r.url))) for r in records)
         return [r for r in out if r is not None]
 
 

@@ -83,12 +83,12 @@ def _short_reason(exc: Exception, specs: list[str]) -> str:
 
 
 async def _solve(
-    req: GroupSolve, cmap: ChannelMap, gateway: rattler.Gateway, exclude_newer
+    req: GroupSolve, channel_map: ChannelMap, gateway: rattler.Gateway, exclude_newer
 ) -> list[rattler.RepoDataRecord]:
     from builder.lock import faults
 
     faults.maybe_raise("solver-raise", req.platform)
-    sources = [rattler.Channel(cmap.source_url(c)) for c in req.channels]
+    sources = [rattler.Channel(channel_map.source_url(c)) for c in req.channels]
     return await rattler.solve(
         sources=sources,
         specs=req.specs,
@@ -102,7 +102,7 @@ async def _solve(
 
 
 async def _explain_failure(
-    req: GroupSolve, cmap, gateway, exclude_newer, exc: Exception
+    req: GroupSolve, channel_map, gateway, exclude_newer, exc: Exception
 ) -> LockError:
     """Find which members clash: each alone, then the smallest failing pair."""
     where = f"{req.group} on {req.platform}"
@@ -112,7 +112,7 @@ async def _explain_failure(
                 req.group, req.platform, [m], req.pinned, req.locked, req.specs_override
             )
             try:
-                await _solve(alone, cmap, gateway, exclude_newer)
+                await _solve(alone, channel_map, gateway, exclude_newer)
             except Exception as inner:
                 return LockError(
                     f"{m.name} cannot be solved on {req.platform}: {_reason(inner, alone)}",
@@ -128,7 +128,7 @@ async def _explain_failure(
                     req.group, req.platform, [a, b], req.pinned, req.locked, req.specs_override
                 )
                 try:
-                    await _solve(pair, cmap, gateway, exclude_newer)
+                    await _solve(pair, channel_map, gateway, exclude_newer)
                 except Exception as inner:
                     return LockError(
                         f"solve group {req.group!r} on {req.platform}: {a.name} and {b.name} cannot share one "
@@ -169,7 +169,7 @@ def closure(
 
 def solve_all(
     requests: list[GroupSolve],
-    cmap: ChannelMap,
+    channel_map: ChannelMap,
     *,
     exclude_newer: dt.datetime | None = None,
     progress=None,
@@ -182,14 +182,14 @@ def solve_all(
     async def one(req: GroupSolve, gateway: rattler.Gateway):
         start = time.perf_counter()
         try:
-            records = await _solve(req, cmap, gateway, exclude_newer)
+            records = await _solve(req, channel_map, gateway, exclude_newer)
         except Exception as exc:
             if _is_network_error(exc):
-                sources = ", ".join(cmap.source_url(c) for c in req.channels)
+                sources = ", ".join(channel_map.source_url(c) for c in req.channels)
                 raise LockError(
                     f"cannot read channel repodata: {_first_line(exc)}", field=sources
                 ) from None
-            raise await _explain_failure(req, cmap, gateway, exclude_newer, exc) from None
+            raise await _explain_failure(req, channel_map, gateway, exclude_newer, exc) from None
         if progress:
             progress(req, len(records), time.perf_counter() - start)
         return (req.group, req.platform), records

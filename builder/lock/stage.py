@@ -45,13 +45,15 @@ class LockResult:
     locked: LockedDistribution
 
 
-def _to_locked(record: rattler.RepoDataRecord, platform: str, cmap: ChannelMap) -> LockedPackage:
+def _to_locked(
+    record: rattler.RepoDataRecord, platform: str, channel_map: ChannelMap
+) -> LockedPackage:
     return LockedPackage(
         name=record.name.normalized,
         version=str(record.version),
         build=str(record.build),
         platform=platform,
-        url=cmap.to_canonical(str(record.url)),
+        url=channel_map.to_canonical(str(record.url)),
         md5=record.md5.hex() if isinstance(record.md5, bytes) else (record.md5 or ""),
         sha256=record.sha256.hex() if isinstance(record.sha256, bytes) else (record.sha256 or ""),
         subdir=record.subdir,
@@ -63,7 +65,7 @@ def lock(
     project: Project,
     catalog: Catalog,
     names: list[str],
-    cmap: ChannelMap,
+    channel_map: ChannelMap,
     *,
     exclude_newer: dt.datetime | None = None,
     update: dict[str, list[str]] | None = None,
@@ -81,7 +83,7 @@ def lock(
     """
     groups = _groups_to_lock(catalog, names)
     union: dict[tuple[str, str], list[rattler.RepoDataRecord]] = {}
-    preferred = Preferred(project, cmap)
+    preferred = Preferred(project, channel_map)
     # Groups are solved in order. A group that solves apart (``solve_group:``) cannot
     # be pinned to its parent's records (that is why it was separated), so it prefers
     # them instead: it shares every record it can with the parent's lock.
@@ -109,7 +111,7 @@ def lock(
         union.update(
             solve_all(
                 requests,
-                cmap,
+                channel_map,
                 exclude_newer=exclude_newer,
                 progress=progress,
                 gateway=preferred.gateway,  # the repodata it read for the bump's preferences
@@ -122,7 +124,7 @@ def lock(
             dist = catalog.get(name)
             conda[name] = {
                 platform: [
-                    _to_locked(r, platform, cmap)
+                    _to_locked(r, platform, channel_map)
                     for r in closure(list(dist.constraints), union[(group, platform)])
                 ]
                 for platform in dist.platforms
