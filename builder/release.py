@@ -8,6 +8,7 @@ refusal, so a release never publishes what a stage would not.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from builder import image, profiles
 from builder import lock as locking
@@ -23,10 +24,13 @@ from builder.publish import (
 )
 from builder.smoke import smoke
 
+if TYPE_CHECKING:
+    from builder.spec import Catalog
+
 
 def release(
     project: Project,
-    catalog,
+    catalog: Catalog,
     name: str,
     registry: str = DEFAULT_REGISTRY,
     *,

@@ -10,6 +10,7 @@ import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from builder.errors import HubError
 from builder.fsutil import write_atomic
@@ -17,6 +18,9 @@ from builder.hub.config import HubConfig, ImageRef, malformed
 from builder.hub.releases import Registries, Releases, load_configs, reported_at
 from builder.project import Project
 from builder.publish.tags import style_of
+
+if TYPE_CHECKING:
+    from builder.spec import Catalog
 
 STYLES = ("content", "calver")
 
@@ -43,7 +47,7 @@ class BumpedFile:
 
 def bump(
     project: Project,
-    catalog,
+    catalog: Catalog | None,
     paths: Iterable[str | Path],
     registries: Iterable[str] | None = None,
     *,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from builder.hub import yanked as yanks
 from builder.hub.config import ImageRef, malformed
@@ -21,6 +22,9 @@ from builder.hub.releases import (
 )
 from builder.project import Project
 from builder.publish.tags import mutable_tag
+
+if TYPE_CHECKING:
+    from builder.spec import Catalog
 
 PIN = "pin an immutable tag (scistacks hub bump does)"
 
@@ -63,7 +67,7 @@ class CheckReport:
 
 def check(
     project: Project,
-    catalog,
+    catalog: Catalog | None,
     paths: Iterable[str | Path],
     registries: Iterable[str] | None = None,
     *,

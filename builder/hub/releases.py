@@ -13,6 +13,7 @@ import contextlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from builder.errors import HubError, PublishError
 from builder.hub import yanked as yanks
@@ -23,6 +24,9 @@ from builder.project import Project
 from builder.publish import DEFAULT_REGISTRY, target
 from builder.publish.tags import CALVER_RE, CONTENT_RE, calver_key
 from builder.registry import Reference
+
+if TYPE_CHECKING:
+    from builder.spec import Catalog
 
 
 @dataclass(frozen=True)
@@ -150,7 +154,7 @@ def reported_at(ref: ImageRef) -> Iterator[None]:
 
 
 def load_configs(
-    project: Project | None, catalog, paths: Iterable[str | Path], registries
+    project: Project | None, catalog: Catalog | None, paths: Iterable[str | Path], registries
 ) -> list[HubConfig]:
     # no checkout: every image directly under the namespace counts as ours
     ours = Ours(namespaces(registries), catalog.names() if catalog is not None else None)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from builder.errors import HubError, PublishError
 from builder.hub import yanked as yanks
@@ -14,6 +15,9 @@ from builder.hub.config import TAG_RE
 from builder.hub.releases import Releases, namespaces
 from builder.project import Project
 from builder.publish.tags import mutable_tag
+
+if TYPE_CHECKING:
+    from builder.spec import Catalog
 
 
 @dataclass(frozen=True)
@@ -26,7 +30,7 @@ class Yanked:
 
 def yank(
     project: Project,
-    catalog,
+    catalog: Catalog | None,
     name_tag: str,
     reason: str,
     registry: str | None = None,

@@ -21,6 +21,7 @@ import json
 import re
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from builder import docker, git
 from builder.errors import PublishError
@@ -33,6 +34,9 @@ from builder.publish.tags import CALVER_RE, TagContext, calver_key, content_tag,
 from builder.records import ImageRecord, PlatformImage
 from builder.registry import Reference, Registry
 
+if TYPE_CHECKING:
+    from builder.spec import Catalog
+
 DEFAULT_REGISTRY = "localhost:5000/scistacks"
 
 PACKAGES_TYPE = "application/vnd.scistacks.packages+markdown"
@@ -44,7 +48,7 @@ SMOKE_TYPE = "application/vnd.scistacks.smoke+markdown"
 
 
 def verified_images(
-    project: Project, catalog, name: str
+    project: Project, catalog: Catalog, name: str
 ) -> tuple[LockedDistribution, dict[str, PlatformImage]]:
     """The lock and the record's per-platform images, once every check passes."""
     from builder import lock as locking
@@ -107,7 +111,7 @@ def target(registry: str, name: str) -> tuple[Registry, Reference]:
 
 def publish(
     project: Project,
-    catalog,
+    catalog: Catalog,
     name: str,
     registry: str = DEFAULT_REGISTRY,
     *,
