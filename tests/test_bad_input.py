@@ -91,13 +91,22 @@ def _drop(name: str, platform: str):
 
 
 def _truncate(root: Path) -> None:
+    """Cut at a package boundary, inside the conda entries (the PyPI ones come last)."""
     head, blocks = _blocks(root)
-    (root / LOCK).write_text(head + "".join(blocks[:-1]))  # at a package boundary
+    last_conda = max(i for i, b in enumerate(blocks) if "manager: conda\n" in b)
+    (root / LOCK).write_text(head + "".join(blocks[:last_conda]))
+
+
+def _truncate_last(root: Path) -> None:
+    head, blocks = _blocks(root)
+    (root / LOCK).write_text(head + "".join(blocks[:-1]))  # the last PyPI entry gone
 
 
 def _duplicate_last(root: Path) -> None:
+    """The last conda entry twice."""
     head, blocks = _blocks(root)
-    (root / LOCK).write_text(head + "".join(blocks) + blocks[-1])
+    i = max(i for i, b in enumerate(blocks) if "manager: conda\n" in b)
+    (root / LOCK).write_text(head + "".join([*blocks[: i + 1], blocks[i], *blocks[i + 1 :]]))
 
 
 def _explicit(rel: str, change: Callable[[list[str]], list[str]]):
@@ -109,9 +118,20 @@ def _explicit(rel: str, change: Callable[[list[str]], list[str]]):
     return edit
 
 
+def _last_package(lines: list[str]) -> int:
+    """The index of the last package line (comment lines, such as '# pip', come after)."""
+    return max(i for i, line in enumerate(lines) if line and not line.startswith("#"))
+
+
 def _flip_last_char(lines: list[str]) -> list[str]:
-    last = lines[-1]
-    return [*lines[:-1], last[:-1] + ("0" if last[-1] != "0" else "1")]
+    i = _last_package(lines)
+    last = lines[i]
+    return [*lines[:i], last[:-1] + ("0" if last[-1] != "0" else "1"), *lines[i + 1 :]]
+
+
+def _drop_last_package(lines: list[str]) -> list[str]:
+    i = _last_package(lines)
+    return [*lines[:i], *lines[i + 1 :]]
 
 
 def _env(text: str) -> dict[str, str]:
@@ -137,7 +157,9 @@ def _pip(*requirements: str, index: str | None = None, python: bool = True):
         from pypi_index import TEST_INDEX, make_index_folder
 
         lines = "".join(f"  - {r!r}\n" for r in requirements)
-        _spec_with(f"pip:\n{lines}" + ('pip_python: "3.11"\n' if python else ""))(root)
+        _sub(SPEC, r"^pip:\n(?:  - .*\n)+", f"pip:\n{lines}")(root)  # demo's own pip: section
+        if not python:
+            _sub(SPEC, r"^pip_python: .*\n", "")(root)
         make_index_folder(root / "pypi-index")
         mapped = f'[tool.scistacks.pypi-index-map]\n"{TEST_INDEX}" = "pypi-index"\n'
         toml = f'{TOML}\n[tool.scistacks]\npypi-index = "{index or TEST_INDEX}"\n'
@@ -151,6 +173,12 @@ HUB_BUMP = ["hub", "bump", "values.yaml", "--registry", REG]
 NEW = ["new", "imported", "--from", "environment.yml"]
 FORCE = ["new", "demo", "--force", "--from", "environment.yml"]
 TOML = '[tool.scistacks.channel-map]\nscistacks-demo = "distributions/demo/channel"\n'
+# demo's pip: section reads its own index, a folder of the demo
+DEMO_INDEX = "https://pypi.scistacks-demo.invalid/simple"
+PYPI_TOML = (
+    f'[tool.scistacks]\npypi-index = "{DEMO_INDEX}"\n'
+    f'[tool.scistacks.pypi-index-map]\n"{DEMO_INDEX}" = "distributions/demo/wheels"\n'
+)
 
 CASES = [
     # ------------------------------------------------------------ specs (validate, lock)
@@ -355,6 +383,12 @@ CASES = [
         edit=_truncate,
     ),
     Case("lock/truncated-context", ["context", "demo"], [LOCK, "demo-tool"], edit=_truncate),
+    Case(
+        "lock/truncated-pypi-check",
+        ["lock", "--check"],
+        [LOCK, "pip requirement demo-pyutil", "linux-aarch64"],
+        edit=_truncate_last,
+    ),
     Case("lock/truncated-bump", ["bump", "demo", "demo-data"], [LOCK, "demo-tool"], edit=_truncate),
     Case(
         "lock/direct-dependency-gone",
@@ -380,7 +414,7 @@ CASES = [
         "lock/explicit-line-removed",
         ["lock", "--check"],
         [X64, "missing"],
-        edit=_explicit(X64, lambda lines: lines[:-1]),
+        edit=_explicit(X64, _drop_last_package),
     ),
     Case(
         "lock/explicit-extra-line",
@@ -764,7 +798,7 @@ def _snapshot(root: Path) -> dict[str, bytes | str]:
 def _prepare(case: Case, root: Path) -> None:
     shutil.copytree(REPO / "distributions" / "demo", root / "distributions" / "demo", symlinks=True)
     shutil.copytree(REPO / "lockfiles" / "demo", root / "lockfiles" / "demo")
-    (root / "pyproject.toml").write_text(TOML)
+    (root / "pyproject.toml").write_text(TOML + PYPI_TOML)
     for rel, content in case.files.items():
         path = root / rel
         if content is None:

@@ -364,6 +364,7 @@ def test_committed_contexts_are_up_to_date_with_their_locks(tmp_path):
     and files, and a context for every image platform of every lock."""
     for folder in ("distributions", "lockfiles", "images"):
         shutil.copytree(REPO / folder, tmp_path / folder)
+    shutil.copy(REPO / "pyproject.toml", tmp_path)  # the PyPI index demo's lock was made from
     locked = sorted(p.parent.name for p in (REPO / "lockfiles").glob("*/conda-lock.yml"))
     assert set(REAL) <= set(locked)
     before = snapshot(tmp_path / "images")

@@ -157,6 +157,7 @@ def check_explicit(locked: LockedDistribution, lock_dir: Path, shown_dir: str) -
         shown = f"{shown_dir}/{name}"
         found = explicit_entries(lock_dir / name, shown)
         wanted = {(p.url, p.md5) for p in locked.packages.get(platform, ())}
+        _check_pip_lines(locked, platform, lock_dir / name, shown)
         if found == wanted:
             continue
         by_url = {url: md5 for url, md5 in wanted}
@@ -171,6 +172,25 @@ def check_explicit(locked: LockedDistribution, lock_dir: Path, shown_dir: str) -
             message = f"{missing[0][0].rsplit('/', 1)[-1]} of conda-lock.yml is missing"
         raise LockError(
             f"disagrees with conda-lock.yml: {message} (relock to write it again)", file=shown
+        )
+
+
+def _check_pip_lines(locked: LockedDistribution, platform: str, path: Path, shown: str):
+    """An explicit file's ``# pip NAME @ URL#sha256=HEX`` lines (``conda-lock install``
+    reads them) are the lock's PyPI packages."""
+    found = set()
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("# pip "):
+            name, _, rest = line.removeprefix("# pip ").partition(" @ ")
+            url, _, digest = rest.partition("#sha256=")
+            found.add((name, url, digest))
+    wanted = {(w.name, w.url, w.sha256) for w in locked.pypi.get(platform, ())}
+    if found != wanted:
+        odd = sorted(found ^ wanted)[0][0]
+        raise LockError(
+            f"disagrees with conda-lock.yml on the PyPI package {odd} (its '# pip' line; "
+            "relock to write it again)",
+            file=shown,
         )
 
 

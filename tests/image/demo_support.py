@@ -38,10 +38,11 @@ def copy_demo_project(dest: Path) -> Path:
         dest / "distributions" / "demo",
         ignore=shutil.ignore_patterns(".tmp"),
     )
-    channel_map = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["scistacks"][
-        "channel-map"
-    ]
-    lines = ["[tool.scistacks.channel-map]"] + [f'{k} = "{v}"' for k, v in channel_map.items()]
+    tool = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["scistacks"]
+    # the demo's channel and its PyPI index (both folders of distributions/demo/)
+    lines = [f'[tool.scistacks]\npypi-index = "{tool["pypi-index"]}"']
+    for table in ("channel-map", "pypi-index-map"):
+        lines += [f"[tool.scistacks.{table}]"] + [f'"{k}" = "{v}"' for k, v in tool[table].items()]
     (dest / "pyproject.toml").write_text("\n".join(lines) + "\n")
     if (REPO / "lockfiles" / "demo" / "conda-lock.yml").is_file():
         shutil.copytree(REPO / "lockfiles" / "demo", dest / "lockfiles" / "demo")

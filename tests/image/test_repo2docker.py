@@ -81,7 +81,14 @@ def test_repo2docker_renders_each_committed_context(context: Path):
     assert f"ENV CONDA_PLATFORM={platform}\n" in dockerfile
 
     # our environment file is the one installed, into the notebook env, by the conda buildpack
-    assert "COPY --chown=1000:1000 src/environment.yml ${REPO_DIR}/environment.yml\n" in dockerfile
+    if (context / "requirements.txt").is_file():
+        # its pip: section reads requirements.txt: repo2docker copies the context first
+        head = dockerfile.split("env update", 1)[0]
+        assert "COPY --chown=1000:1000 src/ ${REPO_DIR}/\n" in head
+    else:
+        assert (
+            "COPY --chown=1000:1000 src/environment.yml ${REPO_DIR}/environment.yml\n" in dockerfile
+        )
     assert '${MAMBA_EXE} env update -p ${NB_PYTHON_PREFIX} --file "environment.yml"' in dockerfile
     assert "ENV NB_PYTHON_PREFIX=${CONDA_DIR}/envs/notebook\n" in dockerfile
     python = locked_python(name, platform)

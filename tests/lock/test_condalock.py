@@ -21,20 +21,27 @@ COMMITTED = sorted((REPO / "lockfiles").glob("*/conda-lock.yml"))
 
 def through_conda_lock(locked: LockedDistribution, sources: list[str]) -> str:
     """The lock as conda-lock's pydantic models dump it: the reference."""
-    package = [
-        LockedDependency(
+
+    def entry(p, manager: str, **fields) -> LockedDependency:
+        return LockedDependency(
             name=p.name,
             version=p.version,
-            manager="conda",
+            manager=manager,
             platform=p.platform,
             dependencies=condalock._dependencies(p.depends),
             url=p.url,
-            hash=HashModel(md5=p.md5, sha256=p.sha256 or None),
             categories={p.category},
-            build=p.build,
+            **fields,
         )
+
+    package = [
+        entry(p, "conda", hash=HashModel(md5=p.md5, sha256=p.sha256 or None), build=p.build)
         for plat in locked.platforms
         for p in locked.packages[plat]
+    ] + [  # the PyPI wheels: conda-lock's manager: pip entries
+        entry(w, "pip", hash=HashModel(sha256=w.sha256))
+        for plat in locked.platforms
+        for w in locked.pypi.get(plat, ())
     ]
     metadata = LockMeta(
         content_hash={plat: locked.inputs_hash for plat in locked.platforms},

@@ -45,13 +45,21 @@ def test_the_committed_lock_passes(demo, run_cli):
 
 def test_truncated_at_a_package_boundary_is_refused_by_check_and_context(demo, run_cli):
     text = _lock(demo).read_text()
-    cut = text.rindex("\n- name: ")  # the last package entry gone: still valid YAML
-    _lock(demo).write_text(text[: cut + 1])
+    first_pip = text.rindex("\n- name: ", 0, text.index("manager: pip"))
+    cut = text.rindex("\n- name: ", 0, first_pip)  # the last conda entry gone
+    _lock(demo).write_text(text[: cut + 1])  # and the PyPI ones after it: still valid YAML
     line = _one_line(run_cli("lock", "--check", "demo", root=demo))
     assert "damaged: demo: lockfiles/demo/conda-lock.yml: package demo-stack" in line
     line = _one_line(run_cli("context", "demo", root=demo))
     assert "lockfiles/demo/conda-lock.yml" in line and "demo-tool" in line
     assert not (demo / "images").exists()
+
+
+def test_a_pypi_package_missing_on_one_platform(demo, run_cli):
+    _drop_entry(demo, "demo-pylib-extra", "linux-aarch64")
+    line = _one_line(run_cli("lock", "--check", "demo", root=demo))
+    assert "lockfiles/demo/conda-lock.yml: pip package demo-pyutil (linux-aarch64)" in line
+    assert "'demo-pylib-extra >=0.1', which is locked neither from PyPI nor from conda" in line
 
 
 def test_a_direct_dependency_missing_on_one_platform(demo, run_cli):
@@ -71,11 +79,18 @@ def test_a_deleted_explicit_file(demo, run_cli):
 def test_an_explicit_file_that_disagrees(demo, run_cli):
     path = demo / "lockfiles/demo/conda-linux-64.lock"
     lines = path.read_text().splitlines()
-    last = lines[-1]
-    lines[-1] = last[:-1] + ("0" if last[-1] != "0" else "1")
+    i = max(n for n, text in enumerate(lines) if text.startswith("https://"))  # the last package
+    lines[i] = lines[i][:-1] + ("0" if lines[i][-1] != "0" else "1")
     path.write_text("\n".join(lines) + "\n")
     line = _one_line(run_cli("lock", "--check", "demo", root=demo))
     assert "lockfiles/demo/conda-linux-64.lock" in line and "md5" in line
+
+
+def test_an_explicit_files_pip_line_that_disagrees(demo, run_cli):
+    path = demo / "lockfiles/demo/conda-linux-aarch64.lock"
+    path.write_text(path.read_text().replace("# pip demo-pyutil @", "# pip demo-pyutils @"))
+    line = _one_line(run_cli("lock", "--check", "demo", root=demo))
+    assert "lockfiles/demo/conda-linux-aarch64.lock" in line and "'# pip' line" in line
 
 
 def test_explicit_files_in_another_order_agree(demo, run_cli):

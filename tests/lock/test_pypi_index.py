@@ -64,7 +64,9 @@ def test_html_pages_and_missing_projects(index):
 
 
 def test_canonical_wheel_urls_and_their_folder(tmp_path):
-    assert files_url("https://pypi.example.invalid/simple/") == "https://pypi.example.invalid/files/"
+    assert (
+        files_url("https://pypi.example.invalid/simple/") == "https://pypi.example.invalid/files/"
+    )
     url = wheel_url(CANONICAL, "tinyver-1.0.0-py3-none-any.whl")
     assert url == "https://pypi.example.invalid/files/tinyver-1.0.0-py3-none-any.whl"
     (tmp_path / "wheels").mkdir()
@@ -85,10 +87,26 @@ def test_canonical_wheel_urls_and_their_folder(tmp_path):
 @pytest.mark.parametrize(
     ("toml", "field", "words"),
     [
-        ('[tool.scistacks]\npypi-index = 3\n', "[tool.scistacks] pypi-index", "expected an index URL"),
-        ('[tool.scistacks]\npypi-index = "pypi.org"\n', "[tool.scistacks] pypi-index", "not an index URL"),
-        ('[tool.scistacks]\npypi-index-map = "x"\n', "[tool.scistacks] pypi-index-map", "expected a table"),
-        (f'[tool.scistacks.pypi-index-map]\n"{CANONICAL}" = "missing"\n', f"[tool.scistacks.pypi-index-map] {CANONICAL}", "not a folder"),
+        (
+            "[tool.scistacks]\npypi-index = 3\n",
+            "[tool.scistacks] pypi-index",
+            "expected an index URL",
+        ),
+        (
+            '[tool.scistacks]\npypi-index = "pypi.org"\n',
+            "[tool.scistacks] pypi-index",
+            "not an index URL",
+        ),
+        (
+            '[tool.scistacks]\npypi-index-map = "x"\n',
+            "[tool.scistacks] pypi-index-map",
+            "expected a table",
+        ),
+        (
+            f'[tool.scistacks.pypi-index-map]\n"{CANONICAL}" = "missing"\n',
+            f"[tool.scistacks.pypi-index-map] {CANONICAL}",
+            "not a folder",
+        ),
     ],
 )
 def test_bad_index_config_is_one_line(tmp_path, toml, field, words):

@@ -46,7 +46,10 @@ def test_every_key_is_a_conda_name_and_every_value_a_normalised_pypi_name():
     ],
 )
 def test_names(conda, pypi):
-    assert pypi_names.pypi_name(pkg(conda, depends=("python",) if conda != "demo-pylib" else ())) == pypi
+    assert (
+        pypi_names.pypi_name(pkg(conda, depends=("python",) if conda != "demo-pylib" else ()))
+        == pypi
+    )
 
 
 def test_only_python_packages_are_provided():
