@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 import rattler
+import yaml
 from image.demo_support import copy_demo_project, scistacks
 
 from builder.errors import BuildError
@@ -350,10 +351,24 @@ def locked_records(project: Path, platform: str) -> dict[str, tuple[str, str, st
     }
 
 
+def locked_wheels(project: Path, platform: str) -> list[tuple[str, str, str]]:
+    """(name, version, sha256) of the lock's ``manager: pip`` entries, read as plain YAML."""
+    text = (project / "lockfiles" / "demo" / "conda-lock.yml").read_text()
+    return sorted(
+        (e["name"], e["version"], e["hash"]["sha256"])
+        for e in yaml.safe_load(text)["package"]
+        if e["manager"] == "pip" and e["platform"] == platform
+    )
+
+
 def platform_lock_hash(project: Path, platform: str) -> str:
-    # the documented identity of a platform's packages (LockedDistribution.lock_hash)
+    # the documented identity of a platform's packages (LockedDistribution.lock_hash): its
+    # conda records, then its wheels
     records = locked_records(project, platform)
     blob = "".join(f"{platform} {n} {v} {b} {h}\n" for n, (v, b, h) in sorted(records.items()))
+    blob += "".join(
+        f"{platform} pypi:{n} {v} {h}\n" for n, v, h in locked_wheels(project, platform)
+    )
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
