@@ -139,16 +139,19 @@ def test_artifacts_are_attached_and_the_sbom_matches_the_lock(published):
     lock = __import__("yaml").safe_load(
         (project / "lockfiles" / "demo" / "conda-lock.yml").read_text()
     )
+    purl_type = {"conda": "pkg:conda/", "pip": "pkg:pypi/"}  # demo has both
     expected = {
-        (p["name"], p["version"], p["hash"]["sha256"])
+        (purl_type[p["manager"]], p["name"], p["version"], p["hash"]["sha256"])
         for p in lock["package"]
         if p["platform"] in ("linux-64", "linux-aarch64")
     }
+    assert {e[0] for e in expected} == set(purl_type.values())
     got = set()
     for c in sbom["components"]:
         sha = next(h["content"] for h in c["hashes"] if h["alg"] == "SHA-256")
-        got.add((c["name"], c["version"], sha))
-        assert c["purl"].startswith("pkg:conda/") and f"@{c['version']}?" in c["purl"]
+        kind = c["purl"][: c["purl"].index("/") + 1]
+        got.add((kind, c["name"], c["version"], sha))
+        assert f"@{c['version']}" in c["purl"]
     assert got == expected
 
 
