@@ -167,17 +167,17 @@ def fetch_wheels(cache: Path, args, wheels: list[dict]) -> dict[str, Path]:
     store.mkdir(parents=True, exist_ok=True)
     where = f"{args.wheels.name} [{args.platform}]"
     todo = [w for w in wheels if not (store / w["file"]).is_file()]
-    if todo:
+    for batch in _rounds(todo):
         with tempfile.TemporaryDirectory(dir=store) as tmp:
             cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", tmp]
             cmd += pip_target(args.platform)
             if args.find_links:
                 cmd += ["--no-index", "--find-links", str(args.find_links)]
-            r = run(cmd + [f"{w['name']}=={w['version']}" for w in todo])
+            r = run(cmd + [f"{w['name']}=={w['version']}" for w in batch])
             if r.returncode:
                 msg = [ln for ln in r.stderr.splitlines() if "ERROR" in ln][-1:] or ["pip failed"]
                 raise Fail(f"{where}: wheel missing for {args.platform}: {msg[0]}")
-            for w in todo:
+            for w in batch:
                 got = Path(tmp) / w["file"]
                 if not got.is_file():
                     others = [p.name for p in Path(tmp).glob(f"*-{w['version']}-*.whl")]
@@ -186,10 +186,23 @@ def fetch_wheels(cache: Path, args, wheels: list[dict]) -> dict[str, Path]:
                     )
                 check_sha(got, w, where)
                 os.replace(got, store / w["file"])
+    if todo:
         say(f"downloaded {len(todo)} wheels")
     for w in wheels:
         check_sha(store / w["file"], w, where)
     return {w["file"]: store / w["file"] for w in wheels}
+
+
+def _rounds(todo: list[dict]) -> list[list[dict]]:
+    """``todo`` split so that no pip call asks for two versions of one name (pip's resolver
+    refuses ``numpy==A numpy==B`` even with --no-deps; previous.in keeps older releases)."""
+    rounds: list[list[dict]] = []
+    for w in todo:
+        free = next((r for r in rounds if all(o["name"] != w["name"] for o in r)), None)
+        if free is None:
+            rounds.append(free := [])
+        free.append(w)
+    return rounds
 
 
 def check_sha(path: Path, w: dict, where: str) -> None:

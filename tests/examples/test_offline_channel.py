@@ -87,6 +87,20 @@ def assert_bad(r, tmp_path, tiny, *names):
     assert not list((tmp_path / "cache").glob("offline-channel/*/channel"))
 
 
+def test_two_releases_of_one_wheel_download_on_a_cold_cache(tmp_path, tiny):
+    # previous.in keeps older releases beside the current ones; one pip call cannot ask
+    # for both (pip's resolver refuses tiny_lib==1.0 tiny_lib==1.1 even with --no-deps)
+    newer = make_wheel(tiny["links"], "tiny_lib", "1.1")
+    tiny["lock"].write_text("[linux-64]\n" + lock_line(tiny["lib"]) + lock_line(newer))
+    r = build(tmp_path, tiny)
+    assert r.returncode == 0, r.stderr
+    assert "downloaded 2 wheels" in r.stdout
+    channel = Path(r.stdout.strip().splitlines()[-1])
+    noarch = json.loads((channel / "noarch" / "repodata.json").read_text())
+    versions = sorted(p["version"] for p in noarch["packages.conda"].values())
+    assert versions == ["1.0", "1.1"]
+
+
 def test_wheel_with_wrong_sha256_is_refused(tmp_path, tiny):
     tiny["lock"].write_text("[linux-64]\n" + lock_line(tiny["lib"], sha="0" * 64))
     r = build(tmp_path, tiny)
