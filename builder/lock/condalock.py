@@ -10,6 +10,7 @@ Output is deterministic: packages sorted by (name, platform), no timestamps.
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from urllib.parse import urlparse, urlunparse
@@ -98,9 +99,23 @@ def render(locked: LockedDistribution, *, sources: list[str], header: str) -> st
         (w for plat in locked.platforms for w in locked.pypi.get(plat, ())),
         key=lambda w: (w.name, w.platform),
     )
-    entries = [_package(p) for p in packages] + [_pypi_package(w) for w in wheels]
-    body = {"version": 1, "metadata": metadata, "package": entries}
-    return header + yamlfast.dump(body)
+    head = yamlfast.dump({"version": 1, "metadata": metadata})
+    if not packages and not wheels:
+        return header + head + "package: []\n"
+    entries = [_package_text(p) for p in packages] + [_pypi_package_text(w) for w in wheels]
+    return header + head + "package:\n" + "".join(entries)
+
+
+# A family's locks repeat the parent's entries (base's ~200 in each of its children's):
+# each entry's text is made once per process.
+@functools.lru_cache(maxsize=8192)
+def _package_text(p: LockedPackage) -> str:
+    return yamlfast.dump_item(_package(p))
+
+
+@functools.lru_cache(maxsize=1024)
+def _pypi_package_text(w: PypiPackage) -> str:
+    return yamlfast.dump_item(_pypi_package(w))
 
 
 def read(path: Path, shown: str | None = None) -> LockedDistribution:

@@ -129,11 +129,13 @@ def lock(
                 ]
                 for platform in dist.platforms
             }
-    from builder.lock.pypi import PypiOptions, resolve_members, rfc3339  # uv: only when locking
-
     index = pypi_index or PypiIndexMap.from_sources(project.root)
-    options = PypiOptions(index, exclude_newer, allow_sdist, project.pypi_metadata_cache)
-    wheels = resolve_members(project, catalog, list(conda), conda, options, update)
+    wheels: dict[str, dict] = {}
+    if any(catalog.get(name).pip_constraints for name in conda):
+        from builder.lock.pypi import PypiOptions, resolve_members  # uv: only for pip: sections
+
+        options = PypiOptions(index, exclude_newer, allow_sdist, project.pypi_metadata_cache)
+        wheels = resolve_members(project, catalog, list(conda), conda, options, update)
 
     results: list[LockResult] = []
     for group in groups:
@@ -144,6 +146,8 @@ def lock(
             if dist.pip_constraints:
                 metadata["pypi_index"] = index.index
                 if exclude_newer:  # what a relock needs to give the same wheels
+                    from builder.lock.pypi import rfc3339
+
                     metadata["exclude_newer"] = rfc3339(exclude_newer)
             locked = LockedDistribution(
                 name=name,

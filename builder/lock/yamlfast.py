@@ -88,3 +88,10 @@ def dump(data: dict) -> str:
     out: list[str] = []
     _emit(data, "", out)
     return "\n".join(out) + "\n"
+
+
+def dump_item(value: dict) -> str:
+    """One entry of a top-level list, exactly as ``dump`` writes it inside that list."""
+    out: list[str] = []
+    _emit([value], "", out)
+    return "\n".join(out) + "\n"

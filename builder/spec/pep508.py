@@ -7,14 +7,21 @@ sets intersect is decided by probing versions at and around every version they n
 
 from __future__ import annotations
 
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.specifiers import SpecifierSet
-from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion, Version
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from packaging.requirements import Requirement
+    from packaging.specifiers import SpecifierSet
+    from packaging.version import Version
+
+# packaging is imported by the functions: most specs have no pip: section, and its
+# parser is about a tenth of what a lock process spends importing.
 
 
 def parse(req: str) -> Requirement:
     """A PEP 508 requirement; raises ValueError naming what is wrong."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
     if not isinstance(req, str) or not req.strip():
         raise ValueError("empty pip requirement")
     text = req.strip()
@@ -34,10 +41,14 @@ def parse(req: str) -> Requirement:
 
 def name(req: str) -> str:
     """The PEP 503-normalised project name (``NBGitPuller`` -> ``nbgitpuller``)."""
+    from packaging.utils import canonicalize_name
+
     return canonicalize_name(parse(req).name)
 
 
 def _probes(spec: SpecifierSet) -> list[Version]:
+    from packaging.version import InvalidVersion, Version
+
     out: list[Version] = []
     for s in spec:
         literal = s.version.removesuffix(".*")
@@ -70,6 +81,8 @@ def _applies_together(a: Requirement, b: Requirement) -> bool:
 
 def compatible_all(reqs: list[str]) -> bool:
     """True when some version (and one URL) satisfies every requirement at once."""
+    from packaging.version import Version
+
     parsed = [parse(r) for r in reqs]
     urls = {p.url for p in parsed if p.url}
     if len(urls) > 1:
