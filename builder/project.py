@@ -26,6 +26,7 @@ OCI_PLATFORMS = {subdir: oci for subdir, oci, _ in IMAGE_PLATFORMS}
 ARCHES = {oci: oci.split("/", 1)[1] for _, oci, _ in IMAGE_PLATFORMS}  # docker's arch names
 MACHINES = {subdir: machine for subdir, _, machine in IMAGE_PLATFORMS}
 # Platforms a distribution may lock for (images only exist for the linux ones).
+DEFAULT_PLATFORMS = ("linux-64", "linux-aarch64")  # a spec without platforms:
 KNOWN_PLATFORMS = ("linux-64", "linux-aarch64", "linux-ppc64le", "osx-64", "osx-arm64", "win-64")
 
 

@@ -30,6 +30,13 @@ def _environment(path: Path, inode: int, mtime_ns: int, size: int) -> rattler.En
     return rattler.LockFile.from_path(path).default_environment()
 
 
+# Freeing a gateway drops the tens of thousands of records it has read, ~15 ms spent in
+# rattler after the lock is written. scistacks leaves with os._exit (cli/app.py), so the
+# last gateway is kept until then instead (one at a time: a long-lived caller frees it
+# at its next lock).
+_last: list[rattler.Gateway] = []
+
+
 class Preferred:
     """Locked records for the solver to prefer, as the channel's own copies.
 
@@ -41,6 +48,7 @@ class Preferred:
         self.project, self.channel_map = project, channel_map
         self._locks: dict[str, dict[str, list[rattler.RepoDataRecord]]] = {}
         self.gateway = rattler.Gateway()
+        _last[:] = [self.gateway]
 
     def locked(self, name: str, platform: str) -> list[rattler.RepoDataRecord]:
         """The records of ``lockfiles/NAME/conda-lock.yml`` for one platform (none if no lock)."""

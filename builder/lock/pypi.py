@@ -116,6 +116,7 @@ def stub_wheel(name: str, version: str) -> tuple[str, bytes]:
     return f"{dist}-py3-none-any.whl", buffer.getvalue()
 
 
+@functools.lru_cache(maxsize=1)
 def uv_bin() -> str:
     try:
         from uv import find_uv_bin
@@ -161,6 +162,7 @@ def resolve_all(
             step = _Step(solve, provided, options, server, index_url, stub_url)
             return (solve.dist.name, solve.platform), step.run()
 
+        uv_bin()  # found here: sysconfig's first use is not thread-safe (EXE read as None)
         with ThreadPoolExecutor(max_workers=min(4, len(jobs))) as pool:
             return dict(pool.map(one, jobs))
 

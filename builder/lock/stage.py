@@ -119,12 +119,20 @@ def lock(
         )
 
     conda: dict[str, dict[str, list[LockedPackage]]] = {}
+    seen: dict[tuple[int, str], LockedPackage] = {}  # members share the union's records
+
+    def locked_of(record: rattler.RepoDataRecord, platform: str) -> LockedPackage:
+        key = (id(record), platform)
+        if key not in seen:
+            seen[key] = _to_locked(record, platform, channel_map)
+        return seen[key]
+
     for group in groups:
         for name in catalog.group_members(group):
             dist = catalog.get(name)
             conda[name] = {
                 platform: [
-                    _to_locked(r, platform, channel_map)
+                    locked_of(r, platform)
                     for r in closure(list(dist.constraints), union[(group, platform)])
                 ]
                 for platform in dist.platforms

@@ -91,7 +91,33 @@ def dump(data: dict) -> str:
 
 
 def dump_item(value: dict) -> str:
-    """One entry of a top-level list, exactly as ``dump`` writes it inside that list."""
+    """One entry of a top-level list, exactly as ``dump`` writes it inside that list.
+
+    A lockfile's entries are mappings of scalars and of mappings of scalars (``hash``,
+    ``dependencies``), thousands of them: those are written here directly."""
+    lines: list[str] = []
+    for key, item in value.items():
+        head = f"  {_text(key)}:"
+        if isinstance(item, dict) and item:
+            if any(isinstance(v, dict | list) for v in item.values()):
+                return _item(value)
+            lines.append(head)
+            lines += [f"    {_text(k)}: {_text(v)}" for k, v in item.items()]
+        elif isinstance(item, list) and item:
+            return _item(value)
+        else:
+            lines.append(f"{head} {_text(item)}")
+    if not lines:
+        return _item(value)
+    lines[0] = "- " + lines[0][2:]
+    return "\n".join(lines) + "\n"
+
+
+def _text(value) -> str:
+    return _string(value) if type(value) is str else _inline(value)
+
+
+def _item(value) -> str:
     out: list[str] = []
     _emit([value], "", out)
     return "\n".join(out) + "\n"

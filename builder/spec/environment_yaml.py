@@ -238,10 +238,11 @@ def new_distribution(
     Nothing is written (and nothing existing is touched) unless the import is valid; the
     file is written through a temp file (a new folder through a temp folder) and a rename.
     """
+    from builder.project import DEFAULT_PLATFORMS
     from builder.spec import Catalog
     from builder.spec.layering import merge
     from builder.spec.loader import parse_spec
-    from builder.spec.models import DEFAULT_PLATFORMS, NAME_RE
+    from builder.spec.models import NAME_RE
 
     if not NAME_RE.match(name):
         raise SpecError(f"{name!r} is not a valid distribution name", field="NAME")

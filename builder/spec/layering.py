@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from builder.errors import SpecError
+from builder.project import DEFAULT_PLATFORMS
 from builder.spec import matchspec, pep508
-from builder.spec.models import DEFAULT_PLATFORMS, DistributionSpec, Hub, Notebook
+from builder.spec.models import DistributionSpec, Hub, Notebook
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,7 @@ class Distribution:
         if self.solve_group:
             out["solve_group"] = self.solve_group
         if self.hub:
-            out["hub"] = self.hub.model_dump(exclude_defaults=True)
+            out["hub"] = self.hub.dump(exclude_defaults=True)
         out["inherits_from"] = list(self.chain[:-1])
         return out
 

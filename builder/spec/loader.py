@@ -6,37 +6,24 @@ import os
 import re
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from builder.errors import SpecError
 from builder.spec import matchspec
 from builder.spec.models import DistributionSpec
+from builder.spec.schema import Invalid, Problem
 from builder.yamlio import load_yaml
 
 
 def _field_path(loc: tuple) -> str:
     out = ""
     for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif part in ("str", "Notebook", "function-after[_quantity(), union[str,float]]"):
-            continue  # pydantic's union-branch labels mean nothing to users
-        else:
-            out += f".{part}" if out else str(part)
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out or "(top level)"
 
 
-def _explain(error: dict) -> str:
-    kind, msg = error["type"], error["msg"]
-    if kind == "extra_forbidden":
-        return "unknown key"
-    if kind == "missing":
-        return "required field is missing"
-    if kind == "literal_error" and "platforms" in error["loc"]:
-        return (
-            f"unknown platform {error['input']!r} ({msg.replace('Input should be ', 'expected ')})"
-        )
-    return msg.replace("Value error, ", "")
+def _explain(problem: Problem) -> str:
+    if problem.kind == "literal" and "platforms" in problem.loc:
+        return f"unknown platform {problem.input!r} ({problem.msg})"
+    return problem.msg
 
 
 def check_dependency(dep, shown: str, field: str) -> str:
@@ -75,16 +62,14 @@ def parse_spec(path: Path, shown: str, *, files: bool = False) -> DistributionSp
             f"expected a mapping at the top level, found a {type(data).__name__}", file=shown
         )
     try:
-        spec = DistributionSpec.model_validate(data)
-    except ValidationError as exc:
+        spec = DistributionSpec.validate(data)
+    except Invalid as exc:
         errors = exc.errors()
         # report the most useful error: unknown keys and missing fields first
-        errors.sort(key=lambda e: (e["type"] not in ("extra_forbidden", "missing"), len(e["loc"])))
+        errors.sort(key=lambda e: (e.kind not in ("unknown", "missing"), len(e.loc)))
         first = errors[0]
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise SpecError(
-            _explain(first) + more, file=shown, field=_field_path(first["loc"])
-        ) from None
+        raise SpecError(_explain(first) + more, file=shown, field=_field_path(first.loc)) from None
     expected = path.parent.name
     if spec.name != expected:
         raise SpecError(

@@ -6,10 +6,9 @@ from __future__ import annotations
 import pytest
 
 from builder.errors import SpecError
-from builder.project import Project
+from builder.project import DEFAULT_PLATFORMS, Project
 from builder.spec import Catalog
 from builder.spec.matchspec import compatible, package_name
-from builder.spec.models import DEFAULT_PLATFORMS
 
 BASE = {
     "name": "base",
