@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -107,3 +108,24 @@ print(sorted(m for m in sys.modules if m.split(".")[0] == "conda_lock"))
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def test_a_whole_lock_imports_neither_conda_lock_nor_pydantic(tmp_path):
+    """The lock command's start-up: conda-lock (~1 s) and pydantic with the schemas of
+    its models (~0.1 s) are for readers of lockfiles and stage records, not for `lock`."""
+    root = tmp_path / "demo"
+    shutil.copytree(REPO / "distributions" / "demo", root / "distributions" / "demo")
+    shutil.copy(REPO / "pyproject.toml", root / "pyproject.toml")
+    script = f"""
+import sys
+from builder.cli import app
+sys.argv = ["scistacks", "--root", {str(root)!r}, "lock", "demo"]
+code = app._run(None)
+heavy = sorted({{m.split(".")[0] for m in sys.modules}} & {{"conda_lock", "pydantic"}})
+print(code, heavy)
+"""
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "0 []", proc.stdout + proc.stderr
