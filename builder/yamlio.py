@@ -10,9 +10,12 @@ import yaml
 
 from builder.errors import ScistacksError
 
+_FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys: PyYAML silently keeps the last one."""
+
+class _UniqueKeyLoader(_FAST_LOADER):
+    """A SafeLoader (libyaml's parser when PyYAML has it) that refuses duplicate keys:
+    PyYAML silently keeps the last one."""
 
     def construct_mapping(self, node, deep=False):
         seen = set()
@@ -32,9 +35,6 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-_FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
 def load_yaml(
     path: str | os.PathLike,
     *,
@@ -50,7 +50,7 @@ def load_yaml(
     text = read_text(path, shown, error)
     try:
         loader = _FAST_LOADER if machine_written else _UniqueKeyLoader  # both SafeLoaders
-        return yaml.load(text, Loader=loader)
+        data = yaml.load(text, Loader=loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "YAML"
@@ -62,6 +62,27 @@ def load_yaml(
         raise error(NESTED_TOO_DEEPLY, file=shown) from None
     except ValueError as exc:  # a scalar YAML resolves but cannot build: 2025-02-30
         raise error(f"invalid YAML value: {exc}", file=shown) from None
+    if not machine_written and _depth(data) > MAX_DEPTH:
+        raise error(NESTED_TOO_DEEPLY, file=shown)
+    return data
+
+
+# libyaml parses any depth; what reads a config walks it recursively, so a config file
+# nested deeper than any real one is refused here, in one line.
+MAX_DEPTH = 64
+
+
+def _depth(data) -> int:
+    deepest, todo = 0, [(data, 1)]
+    while todo:
+        value, depth = todo.pop()
+        if isinstance(value, dict | list):
+            if depth > MAX_DEPTH:
+                return depth
+            deepest = max(deepest, depth)
+            items = value.values() if isinstance(value, dict) else value
+            todo += [(v, depth + 1) for v in items]
+    return deepest
 
 
 NESTED_TOO_DEEPLY = "nested too deeply to be a config file (lists or mappings inside each other)"
