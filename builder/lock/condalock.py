@@ -106,9 +106,16 @@ def render(locked: LockedDistribution, *, sources: list[str], header: str) -> st
     return header + head + "package:\n" + "".join(entries)
 
 
+def render_entries(packages) -> None:
+    """Write these packages' entries ahead; ``render`` then joins them. The lock stage
+    calls it as each platform's solve ends, while the others still solve."""
+    for p in packages:
+        _package_text(p)
+
+
 # A family's locks repeat the parent's entries (base's ~200 in each of its children's):
 # each entry's text is made once per process.
-@functools.lru_cache(maxsize=8192)
+@functools.lru_cache(maxsize=16384)
 def _package_text(p: LockedPackage) -> str:
     return yamlfast.dump_item(_package(p))
 

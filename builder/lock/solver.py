@@ -174,10 +174,12 @@ def solve_all(
     exclude_newer: dt.datetime | None = None,
     progress=None,
     gateway: rattler.Gateway | None = None,
+    on_solved=None,
 ) -> dict[tuple[str, str], list[rattler.RepoDataRecord]]:
     """Solve every request; returns (group, platform) -> union records. Raises on the first failure.
 
-    ``gateway``: one that has read the channels already (its repodata cache is reused)."""
+    ``gateway``: one that has read the channels already (its repodata cache is reused).
+    ``on_solved(request, records)`` runs as each solve ends, while the others go on."""
 
     async def one(req: GroupSolve, gateway: rattler.Gateway):
         start = time.perf_counter()
@@ -192,6 +194,8 @@ def solve_all(
             raise await _explain_failure(req, channel_map, gateway, exclude_newer, exc) from None
         if progress:
             progress(req, len(records), time.perf_counter() - start)
+        if on_solved:
+            on_solved(req, records)
         return (req.group, req.platform), records
 
     async def run():

@@ -81,9 +81,26 @@ def lock(
     Then each member's ``pip:`` is resolved from ``pypi_index`` (default: the project's
     index) on its conda lock (``builder.lock.pypi``); ``allow_sdist`` lets it lock sdists.
     """
+    from builder.lock import condalock
+
     groups = _groups_to_lock(catalog, names)
     union: dict[tuple[str, str], list[rattler.RepoDataRecord]] = {}
     preferred = Preferred(project, channel_map)
+    converted: dict[tuple[str, str], list[LockedPackage]] = {}
+
+    def on_solved(req: GroupSolve, records: list[rattler.RepoDataRecord]) -> None:
+        # Each platform's packages are converted and their lockfile entries written as
+        # its solve ends, while the other platforms still solve (rattler, off the GIL).
+        shared: dict[int, LockedPackage] = {}  # the members' closures share records
+        for member in req.members:
+            packages = []
+            for r in closure(list(member.constraints), records):
+                if id(r) not in shared:
+                    shared[id(r)] = _to_locked(r, req.platform, channel_map)
+                packages.append(shared[id(r)])
+            converted[(member.name, req.platform)] = packages
+        condalock.render_entries(shared.values())
+
     # Groups are solved in order. A group that solves apart (``solve_group:``) cannot
     # be pinned to its parent's records (that is why it was separated), so it prefers
     # them instead: it shares every record it can with the parent's lock.
@@ -115,28 +132,15 @@ def lock(
                 exclude_newer=exclude_newer,
                 progress=progress,
                 gateway=preferred.gateway,  # the repodata it read for the bump's preferences
+                on_solved=on_solved,
             )
         )
 
-    conda: dict[str, dict[str, list[LockedPackage]]] = {}
-    seen: dict[tuple[int, str], LockedPackage] = {}  # members share the union's records
-
-    def locked_of(record: rattler.RepoDataRecord, platform: str) -> LockedPackage:
-        key = (id(record), platform)
-        if key not in seen:
-            seen[key] = _to_locked(record, platform, channel_map)
-        return seen[key]
-
-    for group in groups:
-        for name in catalog.group_members(group):
-            dist = catalog.get(name)
-            conda[name] = {
-                platform: [
-                    locked_of(r, platform)
-                    for r in closure(list(dist.constraints), union[(group, platform)])
-                ]
-                for platform in dist.platforms
-            }
+    conda: dict[str, dict[str, list[LockedPackage]]] = {
+        name: {platform: converted[(name, platform)] for platform in catalog.get(name).platforms}
+        for group in groups
+        for name in catalog.group_members(group)
+    }
     index = pypi_index or PypiIndexMap.from_sources(project.root)
     wheels: dict[str, dict] = {}
     if any(catalog.get(name).pip_constraints for name in conda):
