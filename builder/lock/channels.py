@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +42,8 @@ def read_pyproject(root: Path) -> dict:
     pyproject = root / "pyproject.toml"
     if not pyproject.is_file():
         return {}
+    import tomllib  # only when there is a pyproject.toml
+
     try:
         return tomllib.loads(pyproject.read_text())
     except tomllib.TOMLDecodeError as exc:

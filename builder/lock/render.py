@@ -54,16 +54,27 @@ def install_order(packages: list[LockedPackage]) -> list[LockedPackage]:
         waiting["python"].discard("pip")
     for name in set().union(*waiting.values()) - waiting.keys():
         waiting[name] = set()
+    unplaced = {name: len(deps) for name, deps in waiting.items()}  # deps not yet placed
+    dependants: dict[str, list[str]] = {name: [] for name in waiting}
+    for name, deps in waiting.items():
+        for dep in deps:
+            dependants[dep].append(name)
     order: list[str] = []
-    while waiting:
-        ready = sorted(name for name, deps in waiting.items() if not deps)
+    ready = sorted(name for name, n in unplaced.items() if not n)
+    while unplaced:
         if not ready:
-            ready = [min(waiting, key=lambda name: (len(waiting[name]), name))]
+            ready = [min(unplaced, key=lambda name: (unplaced[name], name))]
         for name in ready:
-            del waiting[name]
-        for deps in waiting.values():
-            deps.difference_update(ready)
+            del unplaced[name]
         order += ready
+        freed = set()
+        for name in ready:
+            for other in dependants[name]:
+                if other in unplaced:
+                    unplaced[other] -= 1
+                    if not unplaced[other]:
+                        freed.add(other)
+        ready = sorted(freed)
     return [by_name[name] for name in order if name in by_name and not name.startswith("__")]
 
 

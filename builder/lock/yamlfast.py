@@ -102,7 +102,7 @@ def dump_item(value: dict) -> str:
             if any(isinstance(v, dict | list) for v in item.values()):
                 return _item(value)
             lines.append(head)
-            lines += [f"    {_text(k)}: {_text(v)}" for k, v in item.items()]
+            lines += [_pair(k, v) for k, v in item.items()]
         elif isinstance(item, list) and item:
             return _item(value)
         else:
@@ -111,6 +111,11 @@ def dump_item(value: dict) -> str:
         return _item(value)
     lines[0] = "- " + lines[0][2:]
     return "\n".join(lines) + "\n"
+
+
+@functools.lru_cache(maxsize=65536)  # "    python: '>=3.10'": thousands of entries share it
+def _pair(key, value) -> str:
+    return f"    {_text(key)}: {_text(value)}"
 
 
 def _text(value) -> str:
