@@ -55,6 +55,8 @@ def load_yaml(
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "YAML"
         problem = exc.problem or exc.context or "invalid YAML"
+        if "nesting depth" in problem:  # newer libyaml stops at 1000 levels itself
+            raise error(NESTED_TOO_DEEPLY, file=shown, field=where) from None
         raise error(f"invalid YAML: {problem}", file=shown, field=where) from None
     except yaml.YAMLError as exc:
         raise error(f"invalid YAML: {exc}", file=shown) from None
