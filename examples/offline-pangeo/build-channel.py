@@ -111,7 +111,11 @@ def tool_versions() -> dict[str, str]:
 
 def cache_key(args, wheels: list[dict], tarball_sha: str) -> str:
     h = hashlib.sha256()
-    files = sorted(p for p in args.src.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    files = sorted(
+        p
+        for p in args.src.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".md"  # docs: no input
+    )
     for p in [*files, Path(__file__).resolve(), args.wheels, args.names]:
         h.update(f"{p.name}\0".encode() + p.read_bytes())
     extra = {"platform": args.platform, "wheels": wheels, "tarball": tarball_sha}

@@ -228,3 +228,17 @@ def test_small_channel_builds_solves_installs_and_is_cached(tmp_path, tiny):
     for pkg in sorted(channel.glob("*/*.conda")):
         twin = other_channel / pkg.parent.name / pkg.name
         assert twin.read_bytes() == pkg.read_bytes(), pkg.name
+
+
+def test_the_cache_key_is_the_inputs_not_the_docs(tmp_path, tiny):
+    src = tmp_path / "src"
+    shutil.copytree(SRC, src, ignore=shutil.ignore_patterns("__pycache__"))
+    first = build(tmp_path, tiny, "--src", str(src))
+    assert first.returncode == 0, first.stderr
+    (src / "README.md").write_text((src / "README.md").read_text() + "\nOne more line.\n")
+    again = build(tmp_path, tiny, "--src", str(src))
+    assert again.returncode == 0 and "is cached" in again.stdout
+    recipe = src / "python_abi" / "recipe.yaml"
+    recipe.write_text(recipe.read_text() + "# an input changes\n")
+    changed = build(tmp_path, tiny, "--src", str(src))
+    assert changed.returncode == 0 and "is cached" not in changed.stdout
