@@ -76,6 +76,8 @@ def check_pypi(locked: LockedDistribution, shown: str) -> None:
     from builder.lock.pypi_names import provided
 
     for platform in locked.platforms:
+        if not locked.pypi.get(platform):
+            continue  # no wheels: nothing to check, nothing conda could clash with
         by_conda = provided(locked.packages.get(platform, []))
         names: set[str] = set()
         for w in locked.pypi.get(platform, ()):
