@@ -25,8 +25,8 @@ IMAGE_PLATFORMS = (
 OCI_PLATFORMS = {subdir: oci for subdir, oci, _ in IMAGE_PLATFORMS}
 ARCHES = {oci: oci.split("/", 1)[1] for _, oci, _ in IMAGE_PLATFORMS}  # docker's arch names
 MACHINES = {subdir: machine for subdir, _, machine in IMAGE_PLATFORMS}
-# Platforms a distribution may lock for (images only exist for the linux ones).
 DEFAULT_PLATFORMS = ("linux-64", "linux-aarch64")  # a spec without platforms:
+# Platforms a distribution may lock for (images only exist for the linux ones).
 KNOWN_PLATFORMS = ("linux-64", "linux-aarch64", "linux-ppc64le", "osx-64", "osx-arm64", "win-64")
 
 
@@ -101,12 +101,12 @@ class Project:
     def build_dir(self) -> Path:
         return self.root / "build"
 
-    # stage records (builder.records)
     @property
     def pypi_metadata_cache(self) -> Path:
         """Core metadata of PyPI wheels the lock read, by the wheel's sha256 (immutable)."""
         return self.build_dir / "cache" / "pypi-metadata"
 
+    # stage records (builder.records)
     def image_record(self, name: str) -> Path:
         return self.build_dir / "images" / f"{name}.json"
 

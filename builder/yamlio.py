@@ -64,7 +64,7 @@ def load_yaml(
         raise error(NESTED_TOO_DEEPLY, file=shown) from None
     except ValueError as exc:  # a scalar YAML resolves but cannot build: 2025-02-30
         raise error(f"invalid YAML value: {exc}", file=shown) from None
-    if not machine_written and _depth(data) > MAX_DEPTH:
+    if not machine_written and _too_deep(data):
         raise error(NESTED_TOO_DEEPLY, file=shown)
     return data
 
@@ -74,17 +74,16 @@ def load_yaml(
 MAX_DEPTH = 64
 
 
-def _depth(data) -> int:
-    deepest, todo = 0, [(data, 1)]
+def _too_deep(data) -> bool:
+    todo = [(data, 1)]
     while todo:
         value, depth = todo.pop()
         if isinstance(value, dict | list):
             if depth > MAX_DEPTH:
-                return depth
-            deepest = max(deepest, depth)
+                return True
             items = value.values() if isinstance(value, dict) else value
             todo += [(v, depth + 1) for v in items]
-    return deepest
+    return False
 
 
 NESTED_TOO_DEEPLY = "nested too deeply to be a config file (lists or mappings inside each other)"
